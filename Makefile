@@ -1,0 +1,67 @@
+# afcli developer entry points. Each target creates .venv when missing and is quick on re-runs.
+#   make demo   the main job on the built-in shape set
+#   make test   the test suite (OPS=1 also builds torch-scatter / torch-cluster for parity tests)
+#   make bench  speed benchmarks → benchmarks/RESULTS.md numbers
+#   make docs   shell completions (completions/) and man pages (man/) from the CLI itself
+
+PYTHON ?= python3
+VENV ?= .venv
+# Torch first, from local disk on these machines; on a GPU cluster override, e.g.
+#   make test TORCH_PACKAGES="torch==2.5.1 --index-url https://download.pytorch.org/whl/cu124"
+TORCH_PACKAGES ?= torch==2.14.1 torchvision==0.29.1
+OPS_PACKAGES ?= torch-scatter==2.1.2 torch-cluster==1.6.3
+EXTRAS ?= dev
+OPS ?= 0
+DEMO_DIR ?= demo
+
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+ifeq ($(OPS),1)
+INSTALL_EXTRAS := $(EXTRAS),ops
+OPS_STAMP := $(VENV)/.ops-installed
+else
+INSTALL_EXTRAS := $(EXTRAS)
+OPS_STAMP :=
+endif
+PKG_STAMP := $(VENV)/.afcli-$(subst $(comma),-,$(INSTALL_EXTRAS))
+comma := ,
+
+.PHONY: demo test bench docs install clean
+
+$(VENV)/.torch-installed:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet $(TORCH_PACKAGES)
+	touch $@
+
+# The compiled ops build from source against the installed torch (pip caches the built wheels).
+$(VENV)/.ops-installed: $(VENV)/.torch-installed
+	$(PIP) install --quiet ninja scipy setuptools wheel
+	MAX_JOBS=2 $(PIP) install --quiet --no-build-isolation $(OPS_PACKAGES)
+	touch $@
+
+$(PKG_STAMP): $(VENV)/.torch-installed $(OPS_STAMP) pyproject.toml
+	$(PIP) install --quiet -e ".[$(INSTALL_EXTRAS)]"
+	touch $@
+
+install: $(PKG_STAMP)
+
+demo: $(PKG_STAMP)
+	$(BIN)/afcli data synth $(DEMO_DIR)/shapes --n 240 --seed 0
+	$(BIN)/afcli data import $(DEMO_DIR)/shapes --store $(DEMO_DIR)/shapes.h5
+	$(BIN)/afcli store verify $(DEMO_DIR)/shapes.h5
+	$(BIN)/afcli store info $(DEMO_DIR)/shapes.h5
+
+test: $(PKG_STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(PKG_STAMP)
+	$(BIN)/python benchmarks/bench_cli_help.py
+	$(BIN)/python benchmarks/bench_ops.py
+	$(BIN)/python benchmarks/bench_store.py
+
+docs: $(PKG_STAMP)
+	$(BIN)/python -m afcli.docgen
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR)

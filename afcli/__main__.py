@@ -1,0 +1,3 @@
+from afcli.cli import main
+
+main()

@@ -1,0 +1,48 @@
+"""The ``afcli`` command line: a thin Typer layer over the library (parse → one call → print).
+
+Heavy imports (torch, h5py, trimesh) happen inside the commands so that ``afcli --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from afcli import __version__
+from afcli.cli import data, doctor, store
+from afcli.cli.common import JsonOption, apply_json
+from afcli.console import options
+
+app = typer.Typer(
+    name="afcli",
+    help="Lift 2D foundation-model features into 3D point clouds and find where objects can be used.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(data.app, name="data")
+app.add_typer(store.app, name="store")
+app.command("doctor")(doctor.doctor)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"afcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    json: JsonOption = False,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors (and --json output)."),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More detail; -vv shows tracebacks."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """afcli: 3D affordance, correspondence and open-vocabulary segmentation from 2D foundation models."""
+    apply_json(json)
+    options.quiet = quiet
+    options.verbose = verbose
+
+
+def main() -> None:
+    app()

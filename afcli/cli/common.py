@@ -1,0 +1,41 @@
+"""Pieces every verb shares: the ``--json`` option and the error → exit-code translation."""
+
+from __future__ import annotations
+
+import functools
+import traceback
+from typing import Annotated, Callable
+
+import typer
+from rich.markup import escape
+
+from afcli.console import options, stderr
+from afcli.errors import AfcliError
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout (for scripts).")]
+
+
+def apply_json(value: bool) -> None:
+    """``--json`` works before the verb (global) and after it (per command)."""
+    if value:
+        options.json = True
+
+
+def handle_errors(command: Callable) -> Callable:
+    """Turn library errors into one line on stderr and the documented exit code (2 input, 1 run)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except AfcliError as error:
+            if options.verbose > 1:
+                traceback.print_exc()
+            message = " ".join(str(error).split())
+            stderr.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
+            raise typer.Exit(error.exit_code) from None
+        except KeyboardInterrupt:
+            stderr.print("interrupted; finished samples are kept, re-run to resume")
+            raise typer.Exit(130) from None
+
+    return wrapper

@@ -1,0 +1,71 @@
+"""``afcli data``: make the built-in shape set and import shapes into a store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from afcli.cli.common import JsonOption, apply_json, handle_errors
+from afcli.console import emit, progress, stdout, table
+from afcli.errors import InputError
+
+app = typer.Typer(help="Create the built-in shape set; import meshes, point clouds and datasets into a store.", no_args_is_help=True)
+
+
+@app.command("synth")
+@handle_errors
+def synth(
+    out: Path = typer.Argument(..., help="Folder to write meshes/ and manifest.json into."),
+    n: int = typer.Option(240, "--n", help="Number of objects (categories in turn)."),
+    seed: int = typer.Option(0, "--seed", help="Same seed, byte-identical output."),
+    json: JsonOption = False,
+) -> None:
+    """Write procedural objects with part labels, affordances and questions (the demo and test set)."""
+    apply_json(json)
+    from afcli.data.synth import synthesize
+
+    with progress("synth") as (advance, set_total):
+        set_total(n)
+        result = synthesize(out, n, seed, advance)
+    emit(result, lambda r: stdout.print(f"wrote {r['shapes']} shapes of {len(r['categories'])} categories to {r['out']}"))
+
+
+def _parse_shard(value: str) -> tuple[int, int]:
+    try:
+        rank, world = (int(part) for part in value.split("/"))
+    except ValueError:
+        raise InputError(f"--shard {value!r}: expected RANK/WORLD, e.g. 0/4") from None
+    return rank, world
+
+
+@app.command("import")
+@handle_errors
+def import_(
+    src: Path = typer.Argument(..., help="A synth folder, a folder of meshes / point clouds / PIAD files, or one file."),
+    store: Path = typer.Option(..., "--store", help="Store to create or extend (resumes an interrupted import)."),
+    points: int = typer.Option(2048, "--points", help="Points per sample."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the per-sample surface sampling."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable shapes (marked failed) instead of stopping."),
+    shard: str = typer.Option("0/1", "--shard", help="RANK/WORLD: import every WORLD-th shape into this rank's shard file."),
+    json: JsonOption = False,
+) -> None:
+    """Sample, normalise and label shapes into the store (points, normals, heat maps, part ids)."""
+    apply_json(json)
+    from afcli.data.importer import import_shapes
+
+    with progress("import") as (advance, set_total):
+        result = import_shapes(
+            src, store, num_points=points, seed=seed, skip_bad=skip_bad, shard=_parse_shard(shard),
+            advance=advance, on_total=set_total,
+        )
+
+    def render(r: dict) -> None:
+        stdout.print(
+            f"{r['store']}: imported {r['imported']}, already done {r['already_done']}, "
+            f"{r['done']}/{r['samples']} samples done"
+        )
+        if r["skipped"]:
+            stdout.print(table(f"skipped {len(r['skipped'])}", ["id", "problem"], [(s["id"], s["error"]) for s in r["skipped"]]))
+
+    emit(result, render)

@@ -1,0 +1,68 @@
+"""Output for people (Rich tables, progress bars on stderr) and for scripts (``--json`` on stdout)."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+
+@dataclass
+class OutputOptions:
+    json: bool = False
+    quiet: bool = False
+    verbose: int = 0
+
+
+options = OutputOptions()
+stdout = Console(highlight=False, soft_wrap=True)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def emit(result: Any, render: Callable[[Any], None]) -> None:
+    """Print a command's result: JSON for scripts, else ``render(result)`` unless ``--quiet``."""
+    if options.json:
+        stdout.out(json.dumps(result, indent=2, sort_keys=False, default=str), highlight=False)
+    elif not options.quiet:
+        render(result)
+
+
+def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+    view = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in columns:
+        view.add_column(column, no_wrap=True)
+    for row in rows:
+        view.add_row(*("" if cell is None else str(cell) for cell in row))
+    return view
+
+
+def note(message: str) -> None:
+    """A human-facing remark on stderr (hidden by --quiet and --json)."""
+    if not options.quiet and not options.json:
+        stderr.print(message)
+
+
+@contextmanager
+def progress(description: str) -> Iterator[tuple[Callable[[], None], Callable[[int], None]]]:
+    """A Rich progress bar on stderr: yields ``(advance, set_total)``; silent for --quiet / --json."""
+    if options.quiet or options.json:
+        yield (lambda: None), (lambda total: None)
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=False,
+    ) as bar:
+        task = bar.add_task(description, total=None)
+        yield (lambda: bar.advance(task)), (lambda total: bar.update(task, total=total))

@@ -1,0 +1,252 @@
+"""``afcli data import``: meshes, point clouds, PIAD files and the synth manifest → a store.
+
+Per sample: ``N`` points by area-weighted surface sampling (meshes) or by farthest point sampling /
+seeded resampling (clouds with more / fewer points), normals (face normals, or PCA over 16 nearest
+neighbours oriented away from the centroid for clouds without them), and normalisation into the unit
+sphere: ``stored = (p - mean) / max‖p - mean‖``, recorded in ``/samples/transform``. PIAD clouds
+are kept exactly as the dataset ships them (already normalised, 2048 points) so that their labels
+and benchmark numbers line up. Each sample draws from its own generator seeded by ``(seed, crc32(id))``,
+so a resumed import writes the same values as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from afcli.data.affordance import PIAD_AFFORDANCES, heat_maps
+from afcli.data.geometry import sample_surface
+from afcli.data.readers import CLOUD_SUFFIXES, MESH_SUFFIXES, Geometry, is_piad_file, read_geometry, read_piad
+from afcli.data.synth import MANIFEST, SYNTH_FORMAT
+from afcli.errors import InputError
+from afcli.store.schema import DONE, FAILED
+from afcli.store.writer import StoreWriter, shard_path
+
+STAGE = "import"
+TEXT_DTYPE = "S4096"
+NORMAL_NEIGHBOURS = 16
+
+
+@dataclass
+class Source:
+    id: str
+    category: str
+    path: Path
+    kind: str  # "mesh", "cloud" or "piad"
+    parts: list[dict] | None = None
+    questions: dict | None = None
+    relative: str = ""
+
+
+@dataclass
+class ImportPlan:
+    root: Path
+    sources: list[Source] = field(default_factory=list)
+
+    @property
+    def labelled(self) -> bool:
+        return any(s.kind == "piad" or s.parts is not None for s in self.sources)
+
+    @property
+    def with_parts(self) -> bool:
+        return any(s.parts is not None for s in self.sources)
+
+
+def _synth_plan(root: Path, manifest_path: Path) -> ImportPlan:
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise InputError(f"unreadable manifest ({error})", manifest_path) from None
+    if manifest.get("format") != SYNTH_FORMAT or manifest.get("affordances") != PIAD_AFFORDANCES:
+        raise InputError(f"not an {SYNTH_FORMAT} v1 manifest", manifest_path)
+    plan = ImportPlan(root)
+    for shape in manifest["shapes"]:
+        plan.sources.append(
+            Source(shape["id"], shape["category"], root / shape["mesh"], "mesh", shape["parts"], shape["questions"], shape["mesh"])
+        )
+    return plan
+
+
+def plan_import(src: str | Path) -> ImportPlan:
+    """What ``src`` (a synth folder, any folder of shapes, or one file) would import."""
+    src = Path(src)
+    if not src.exists():
+        raise InputError("no such file or folder", src)
+    if src.is_dir() and (src / MANIFEST).is_file():
+        return _synth_plan(src, src / MANIFEST)
+    root = src if src.is_dir() else src.parent
+    files = sorted(p for p in (src.rglob("*") if src.is_dir() else [src]) if p.is_file())
+    files = [p for p in files if p.suffix.lower() in MESH_SUFFIXES + CLOUD_SUFFIXES]
+    if not files:
+        raise InputError(f"no shapes here (looked for {' '.join(sorted(set(MESH_SUFFIXES + CLOUD_SUFFIXES)))})", src)
+    plan = ImportPlan(root)
+    for path in files:
+        relative = path.relative_to(root).as_posix()
+        if is_piad_file(path):
+            # PIAD's own loader takes the category from the file name: Point_<Split>_<Object>_<k>.txt.
+            fields = path.stem.split("_")
+            category = fields[-2] if len(fields) >= 3 else "unknown"
+            plan.sources.append(Source(path.stem, category, path, "piad", relative=relative))
+            continue
+        parent = path.parent.relative_to(root)
+        category = parent.parts[-1] if parent.parts else "unknown"
+        kind = "cloud" if path.suffix.lower() in (".npy", ".txt", ".xyz") else "mesh"
+        plan.sources.append(Source(relative.rsplit(".", 1)[0], category, path, kind, relative=relative))
+    return plan
+
+
+def _estimate_normals(points: np.ndarray) -> np.ndarray:
+    from afcli.ops import knn
+
+    cloud = torch.from_numpy(points.astype(np.float32)).unsqueeze(0)
+    index, _ = knn(cloud, cloud, min(NORMAL_NEIGHBOURS, len(points)))
+    neighbours = cloud[0][index[0]]
+    centred = neighbours - neighbours.mean(1, keepdim=True)
+    _, vectors = torch.linalg.eigh(centred.transpose(1, 2) @ centred)
+    normals = vectors[:, :, 0].numpy()
+    outward = np.sign(((points - points.mean(0)) * normals).sum(1, keepdims=True))
+    return (normals * np.where(outward == 0, 1, outward)).astype(np.float32)
+
+
+def _resample(count: int, total: int, points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``count`` points: FPS when there are more, a seeded draw with repeats when fewer."""
+    if total == count:
+        return np.arange(total)
+    if total > count:
+        from afcli.ops import fps
+
+        return fps(torch.from_numpy(points.astype(np.float32)).unsqueeze(0), count)[0].numpy()
+    return np.concatenate([np.arange(total), rng.choice(total, count - total, replace=True)])
+
+
+def load_sample(source: Source, num_points: int, seed: int) -> dict:
+    """Everything the importer writes for one source, as numpy arrays."""
+    rng = np.random.default_rng([seed, zlib.crc32(source.id.encode("utf-8"))])
+    if source.kind == "piad":
+        _, geometry = read_piad(source.path)
+    else:
+        geometry = read_geometry(source.path)
+    part_ids = None
+    if geometry.faces is not None:
+        try:
+            points, normals, face = sample_surface(geometry.vertices, geometry.faces, num_points, rng)
+        except ValueError as error:
+            raise InputError(str(error), source.path) from None
+        if source.parts is not None:
+            part_ids = np.full(num_points, -1, np.int16)
+            for i, part in enumerate(source.parts):
+                start, stop = part["faces"]
+                part_ids[(face >= start) & (face < stop)] = i
+            covered = source.parts[-1]["faces"][1]
+            if covered != len(geometry.faces):
+                raise InputError(f"manifest parts cover {covered} faces, the mesh has {len(geometry.faces)}", source.path)
+    else:
+        keep = _resample(num_points, len(geometry.vertices), geometry.vertices, rng)
+        points = geometry.vertices[keep]
+        normals = geometry.normals[keep] if geometry.normals is not None else None
+        if geometry.affordance is not None:
+            geometry.affordance = geometry.affordance[keep]
+    points = np.asarray(points, np.float64)
+    if source.kind == "piad":
+        centre, scale = np.zeros(3), 1.0
+    else:
+        centre = points.mean(0)
+        scale = float(np.linalg.norm(points - centre, axis=1).max())
+        if not scale > 0:
+            raise InputError("all points coincide", source.path)
+    points = ((points - centre) / scale).astype(np.float32)
+    if normals is None:
+        normals = _estimate_normals(points)
+    sample = {"points/xyz": points, "points/normal": np.asarray(normals, np.float32), "transform": (centre, scale)}
+    if geometry.affordance is not None:
+        sample["labels/affordance"] = geometry.affordance.astype(np.float32)
+    elif part_ids is not None:
+        sample["labels/affordance"] = heat_maps(points, part_ids, source.parts, PIAD_AFFORDANCES)
+        sample["labels/part"] = part_ids
+    return sample
+
+
+def _text(value) -> np.bytes_:
+    return np.bytes_(json.dumps(value, sort_keys=True).encode("utf-8"))
+
+
+def import_shapes(
+    src: str | Path,
+    store: str | Path,
+    *,
+    num_points: int = 2048,
+    seed: int = 0,
+    skip_bad: bool = False,
+    shard: tuple[int, int] = (0, 1),
+    advance: Callable[[], None] = lambda: None,
+    on_total: Callable[[int], None] = lambda total: None,
+) -> dict:
+    """Import ``src`` into ``store`` (created if missing); resumes where an earlier run stopped."""
+    rank, world = shard
+    if not 0 <= rank < world:
+        raise InputError(f"--shard {rank}/{world}: rank must be in 0..{world - 1}")
+    if num_points < 1:
+        raise InputError(f"--points must be positive, got {num_points}")
+    plan = plan_import(src)
+    sources = plan.sources[rank::world]
+    store = shard_path(store, rank, world)
+    skipped: list[dict] = []
+    with StoreWriter(store, create=True, num_points=num_points) as writer:
+        if writer.num_points != num_points:
+            raise InputError(f"store holds {writer.num_points} points per sample, not {num_points}", store)
+        writer.ensure_array("points/xyz", (3,), "f4")
+        writer.ensure_array("points/normal", (3,), "f4")
+        if plan.labelled:
+            writer.ensure_array("labels/affordance", (len(PIAD_AFFORDANCES),), "f4", attrs={"channels": PIAD_AFFORDANCES})
+        if plan.with_parts:
+            writer.ensure_array("labels/part", (), "i2")
+            writer.ensure_array("text/parts", (), TEXT_DTYPE, per_point=False)
+            writer.ensure_array("text/questions", (), TEXT_DTYPE, per_point=False)
+        writer.ensure_stage(STAGE)
+        writer.begin()
+        rows = writer.add_samples(
+            [s.id for s in sources], [s.category for s in sources], [s.relative for s in sources]
+        )
+        todo = writer.pending(STAGE, rows)
+        by_row = dict(zip(rows, sources))
+        on_total(len(todo))
+        for row in todo:
+            source = by_row[row]
+            try:
+                sample = load_sample(source, num_points, seed)
+            except InputError as error:
+                if not skip_bad:
+                    raise
+                writer.mark(STAGE, row, FAILED)
+                skipped.append({"id": source.id, "path": str(source.path), "error": str(error)})
+                advance()
+                continue
+            writer.set_transform(row, *sample.pop("transform"))
+            if "labels/part" in writer.f and "labels/part" not in sample:
+                sample["labels/part"] = np.full(num_points, -1, np.int16)
+            if source.parts is not None:
+                parts = [{"name": p["name"], "affordances": p["affordances"]} for p in source.parts]
+                sample["text/parts"] = _text(parts)
+                sample["text/questions"] = _text(source.questions)
+                for name in ("text/parts", "text/questions"):
+                    if len(sample[name]) >= np.dtype(TEXT_DTYPE).itemsize:
+                        raise InputError(f"{name} entry longer than {np.dtype(TEXT_DTYPE).itemsize} bytes", source.path)
+            writer.write(row, sample)
+            writer.mark(STAGE, row, DONE)
+            advance()
+        status = writer.status(STAGE)
+        return {
+            "store": str(store),
+            "source": str(src),
+            "imported": len(todo) - len(skipped),
+            "already_done": len(rows) - len(todo),
+            "skipped": skipped,
+            "samples": writer.num_samples,
+            "done": int((status == DONE).sum()),
+        }
