@@ -23,8 +23,8 @@ else
 INSTALL_EXTRAS := $(EXTRAS)
 OPS_STAMP :=
 endif
-PKG_STAMP := $(VENV)/.afcli-$(subst $(comma),-,$(INSTALL_EXTRAS))
 comma := ,
+PKG_STAMP := $(VENV)/.afcli-$(subst $(comma),-,$(INSTALL_EXTRAS))
 
 .PHONY: demo test bench docs install clean
 

@@ -49,20 +49,34 @@ def note(message: str) -> None:
 
 @contextmanager
 def progress(description: str) -> Iterator[tuple[Callable[[], None], Callable[[int], None]]]:
-    """A Rich progress bar on stderr: yields ``(advance, set_total)``; silent for --quiet / --json."""
+    """A Rich progress bar on stderr: yields ``(advance, set_total)``.
+
+    The bar appears at ``set_total``, once the work is planned, so that input errors found while
+    planning stay a single line. Silent with --quiet / --json.
+    """
     if options.quiet or options.json:
         yield (lambda: None), (lambda total: None)
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    with Progress(
+    bar = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=stderr,
-        transient=False,
-    ) as bar:
-        task = bar.add_task(description, total=None)
-        yield (lambda: bar.advance(task)), (lambda total: bar.update(task, total=total))
+    )
+    task = bar.add_task(description, total=None)
+
+    def set_total(total: int) -> None:
+        bar.update(task, total=total)
+        bar.start()
+
+    try:
+        yield (lambda: bar.advance(task)), set_total
+    except BaseException:
+        bar.live.transient = True  # leave just the one-line error behind
+        raise
+    finally:
+        bar.stop()

@@ -16,7 +16,7 @@ app = typer.Typer(
     name="afcli",
     help="Lift 2D foundation-model features into 3D point clouds and find where objects can be used.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

@@ -8,7 +8,7 @@ from typing import List
 import typer
 
 from afcli.cli.common import JsonOption, apply_json, handle_errors
-from afcli.console import emit, progress, stdout, table
+from afcli.console import emit, stdout, table
 from afcli.errors import RunError
 
 app = typer.Typer(help="Inspect, verify and merge HDF5 feature stores.", no_args_is_help=True)
@@ -98,7 +98,6 @@ def merge(
     apply_json(json)
     from afcli.store import merge_stores
 
-    with progress("merge") as _:
-        result = merge_stores(shards, out, copy=copy)
+    result = merge_stores(shards, out, copy=copy)
     how = "virtual, shards stay in place" if result["virtual"] else "copied"
     emit(result, lambda r: stdout.print(f"{r['out']}: {r['samples']} samples from {r['shards']} shards ({how})"))

@@ -28,7 +28,7 @@ _QUESTIONS = {
         "Where should I grab the {o}?",
         "Which part of the {o} is made to be gripped by a hand?",
         "If you wanted to hold the {o} firmly, where would your fingers go?",
-        "Point to the part of the {o} you would grasp.",
+        "Which part of the {o} would you reach for to grasp it?",
     ],
     "contain": [
         "Which part of the {o} holds what you put into it?",
@@ -58,7 +58,7 @@ _QUESTIONS = {
         "Which part of the {o} would you sit on?",
         "Where do you sit on the {o}?",
         "Which surface of the {o} takes your weight when you sit?",
-        "Show me where a person sits on the {o}.",
+        "Where does a person sit on the {o}?",
     ],
     "support": [
         "Which part of the {o} supports things placed on it or leaning against it?",

@@ -59,6 +59,11 @@ class StoreDataset(torch.utils.data.Dataset):
             self._pid = os.getpid()
         return self._file
 
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
     def refresh(self) -> int:
         """See samples a running writer has finished since the last look; returns the new length."""
         f = self.file

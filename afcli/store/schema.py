@@ -11,6 +11,7 @@ certain that the writer which set it is dead.
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
 import fcntl
 import glob
 import os
@@ -70,8 +71,6 @@ def _hdf5_library() -> ctypes.CDLL:
     candidates = sorted(glob.glob(str(here.parent / "h5py.libs" / "libhdf5-*.so*")))
     candidates += sorted(glob.glob(str(here / ".dylibs" / "libhdf5*.dylib")))
     if not candidates:
-        import ctypes.util
-
         found = ctypes.util.find_library("hdf5")
         candidates = [found] if found else []
     if not candidates:
