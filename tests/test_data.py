@@ -132,7 +132,7 @@ def test_bad_inputs_stop_with_the_file_named(tmp_path, synth_store):
 
 def test_sigkill_then_resume_gives_identical_store(tmp_path):
     src = tmp_path / "shapes"
-    synthesize(src, count=48, seed=5)
+    synthesize(src, count=64, seed=5)
     clean = tmp_path / "clean.h5"
     import_shapes(src, clean, num_points=1024)
 
@@ -152,12 +152,13 @@ def test_sigkill_then_resume_gives_identical_store(tmp_path):
             if done >= target:
                 break
             time.sleep(0.02)
-        os.kill(process.pid, signal.SIGKILL)
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
         process.wait()
         report = verify_store(killed)  # opens, reads every chunk, no problems
         assert report["ok"], report
     status = arrays(killed)["status/import"]
-    assert 0 < (status == 1).sum() < 48
+    assert 0 < (status == 1).sum() < 64
     import_shapes(src, killed, num_points=1024)
     expected, got = arrays(clean), arrays(killed)
     assert expected.keys() == got.keys()
