@@ -33,6 +33,7 @@ class StoreDataset(torch.utils.data.Dataset):
         self.require = require
         self._file = None
         self._pid = None
+        self._datasets: dict = {}
         with open_store(self.path) as f:
             missing = [name for name in self.arrays if name not in f]
             if missing:
@@ -57,12 +58,14 @@ class StoreDataset(torch.utils.data.Dataset):
         if self._file is None or self._pid != os.getpid():
             self._file = open_store(self.path)
             self._pid = os.getpid()
+            self._datasets = {name: self._file[name] for name in self.arrays}
         return self._file
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
+            self._datasets = {}
 
     def refresh(self) -> int:
         """See samples a running writer has finished since the last look; returns the new length."""
@@ -82,8 +85,8 @@ class StoreDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         row = int(self.rows[index])
         item: dict = {"index": row, "id": self.ids[row], "category": self.categories[row]}
-        for name in self.arrays:
-            dataset = self.file[name]
+        self.file  # (re)open in this process
+        for name, dataset in self._datasets.items():
             if self.ragged and self._per_point[name]:
                 value = dataset[int(self.offsets[row]) : int(self.offsets[row + 1])]
             else:
@@ -94,6 +97,7 @@ class StoreDataset(torch.utils.data.Dataset):
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_file"] = None
+        state["_datasets"] = {}
         return state
 
     def collate(self, items: list[dict]) -> dict:
