@@ -32,8 +32,16 @@ def handle_errors(command: Callable) -> Callable:
             if options.verbose > 1:
                 traceback.print_exc()
             message = " ".join(str(error).split())
-            stderr.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
+            stderr.print(f"[bold red]error:[/] {escape(message)}")
             raise typer.Exit(error.exit_code) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as error:  # a bug or an environment failure: still one line, exit 1
+            if options.verbose > 1:
+                traceback.print_exc()
+            message = " ".join(f"{type(error).__name__}: {error}".split())
+            stderr.print(f"[bold red]error:[/] {escape(message)} (run with -vv for the traceback)")
+            raise typer.Exit(1) from None
         except KeyboardInterrupt:
             stderr.print("interrupted; finished samples are kept, re-run to resume")
             raise typer.Exit(130) from None

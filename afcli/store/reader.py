@@ -68,14 +68,19 @@ class StoreDataset(torch.utils.data.Dataset):
             self._datasets = {}
 
     def refresh(self) -> int:
-        """See samples a running writer has finished since the last look; returns the new length."""
+        """See samples a running writer has finished since the last look; returns the new length.
+
+        The stage status is refreshed first: a writer flips a sample to done only after flushing
+        its arrays, so arrays refreshed afterwards hold every sample the status calls done.
+        """
         f = self.file
         if f.swmr_mode:
-            names = ["samples/id", "samples/category", *self.arrays]
-            names += [status_path(self.require)] if self.require else []
-            names += ["points/offsets"] if self.ragged else []
+            names = [status_path(self.require)] if self.require else []
+            names += ["samples/id", "samples/category"] + (["points/offsets"] if self.ragged else [])
             for name in names:
                 f[name].refresh()
+            for dataset in self._datasets.values():
+                dataset.refresh()
         self._load_index(f)
         return len(self)
 
