@@ -37,7 +37,7 @@ def _render_info(info: dict) -> None:
     )
     rows = []
     for array in info["arrays"]:
-        extra = f"[{array['range'][0]:.3g}, {array['range'][1]:.3g}]" if array.get("range") else ""
+        extra = f"{array['range'][0]:.3g}–{array['range'][1]:.3g}" if array.get("range") else ""
         rows.append(
             (array["name"], _dims(array["shape"]), array["dtype"].lstrip("|"), _dims(array["chunks"]) if array["chunks"] else "-",
              array["compression"] or "-", _size(array["bytes_on_disk"]), extra)

@@ -22,7 +22,7 @@ import torch
 
 from afcli.data.affordance import PIAD_AFFORDANCES, heat_maps
 from afcli.data.geometry import sample_surface
-from afcli.data.readers import CLOUD_SUFFIXES, MESH_SUFFIXES, Geometry, is_piad_file, read_geometry, read_piad
+from afcli.data.readers import CLOUD_SUFFIXES, MESH_SUFFIXES, is_piad_file, read_geometry, read_piad
 from afcli.data.synth import MANIFEST, SYNTH_FORMAT
 from afcli.errors import InputError
 from afcli.store.schema import DONE, FAILED

@@ -53,13 +53,22 @@ class StoreDataset(torch.utils.data.Dataset):
         self.categories = decode(f["samples/category"][:])
         self.offsets = f["points/offsets"][:] if self.ragged else None
 
-    @property
-    def file(self):
+    def _open(self) -> None:
+        """Open this process's handle (DataLoader workers each open their own)."""
         if self._file is None or self._pid != os.getpid():
             self._file = open_store(self.path)
             self._pid = os.getpid()
             self._datasets = {name: self._file[name] for name in self.arrays}
+
+    @property
+    def file(self):
+        self._open()
         return self._file
+
+    @property
+    def datasets(self) -> dict:
+        self._open()
+        return self._datasets
 
     def close(self) -> None:
         if self._file is not None:
@@ -90,8 +99,7 @@ class StoreDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         row = int(self.rows[index])
         item: dict = {"index": row, "id": self.ids[row], "category": self.categories[row]}
-        self.file  # (re)open in this process
-        for name, dataset in self._datasets.items():
+        for name, dataset in self.datasets.items():
             if self.ragged and self._per_point[name]:
                 value = dataset[int(self.offsets[row]) : int(self.offsets[row + 1])]
             else:
