@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Iterator
-
 import h5py
 import numpy as np
 
@@ -16,21 +14,10 @@ from afcli.store.schema import (
     array_names,
     decode,
     open_store,
+    row_blocks,
 )
 
-BLOCK_BYTES = 64 << 20
 IMPORT_STAGE = "import"
-
-
-def _blocks(dataset: h5py.Dataset) -> Iterator[slice]:
-    """Slices along axis 0 of about BLOCK_BYTES each, aligned to chunk boundaries."""
-    length = dataset.shape[0]
-    row_bytes = max(1, dataset.dtype.itemsize * int(np.prod(dataset.shape[1:], dtype=np.int64)))
-    step = max(1, BLOCK_BYTES // row_bytes)
-    if dataset.chunks:
-        step = max(dataset.chunks[0], step - step % dataset.chunks[0])
-    for start in range(0, length, step):
-        yield slice(start, min(length, start + step))
 
 
 def _stages(f: h5py.File) -> list[str]:
@@ -39,7 +26,7 @@ def _stages(f: h5py.File) -> list[str]:
 
 def _value_range(dataset: h5py.Dataset) -> list[float] | None:
     low, high = np.inf, -np.inf
-    for block in _blocks(dataset):
+    for block in row_blocks(dataset):
         values = dataset[block]
         if values.size:
             low, high = min(low, float(values.min())), max(high, float(values.max()))
@@ -146,7 +133,7 @@ def _scan(dataset: h5py.Dataset, name: str, ids: list[str], ragged_points: bool,
     """Read every chunk (unreadable ones are reported) and find non-finite values in float arrays."""
     found: list[str] = []
     bad_rows: list[int] = []
-    for block in _blocks(dataset):
+    for block in row_blocks(dataset):
         try:
             values = dataset[block]
         except (OSError, RuntimeError) as error:

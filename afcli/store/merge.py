@@ -18,8 +18,7 @@ import numpy as np
 
 from afcli import __version__
 from afcli.errors import InputError
-from afcli.store.inspect import _blocks
-from afcli.store.schema import array_names, decode, open_store
+from afcli.store.schema import array_names, decode, open_store, row_blocks
 
 _ROOT_ATTRS = ("format", "schema", "layout", "num_points")
 
@@ -98,7 +97,7 @@ def _copy(merged: h5py.File, name: str, files: list[h5py.File]) -> None:
     start = 0
     for f in files:
         part = f[name]
-        for block in _blocks(part):
+        for block in row_blocks(part):
             dataset[start + block.start : start + block.stop] = part[block]
         start += part.shape[0]
 

@@ -35,6 +35,7 @@ CATEGORY_DTYPE = "S32"
 SOURCE_DTYPE = "S256"
 
 FIXED, RAGGED = "fixed", "ragged"
+READ_BLOCK_BYTES = 64 << 20
 _CONSISTENCY_FLAG_ERROR = "already open for write"
 
 
@@ -45,6 +46,17 @@ def status_path(stage: str) -> str:
 def decode(values) -> list[str]:
     """Byte-string columns and string attributes as a list of ``str``."""
     return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in np.asarray(values).reshape(-1)]
+
+
+def row_blocks(dataset: h5py.Dataset) -> Iterator[slice]:
+    """Slices along axis 0 of about READ_BLOCK_BYTES each, aligned to chunk boundaries."""
+    length = dataset.shape[0]
+    row_bytes = max(1, dataset.dtype.itemsize * int(np.prod(dataset.shape[1:], dtype=np.int64)))
+    step = max(1, READ_BLOCK_BYTES // row_bytes)
+    if dataset.chunks:
+        step = max(dataset.chunks[0], step - step % dataset.chunks[0])
+    for start in range(0, length, step):
+        yield slice(start, min(length, start + step))
 
 
 def array_names(f: h5py.File) -> list[str]:
