@@ -30,7 +30,6 @@ PKG_STAMP := $(VENV)/.afcli-$(subst $(comma),-,$(INSTALL_EXTRAS))
 
 $(VENV)/.torch-installed:
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet $(TORCH_PACKAGES)
 	touch $@
 
