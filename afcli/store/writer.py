@@ -34,10 +34,10 @@ from afcli.store.schema import (
     FIXED,
     FORMAT,
     ID_DTYPE,
-    PENDING,
     RAGGED,
     SCHEMA_VERSION,
     SOURCE_DTYPE,
+    array_names,
     decode,
     open_store,
     status_path,
@@ -172,7 +172,7 @@ class StoreWriter:
     def _check_existing(self, name, tail, dtype, per_point, attrs) -> h5py.Dataset:
         dataset = self.f[name]
         lead = (2 if self.layout == FIXED else 1) if per_point else 1
-        if dataset.shape[lead:] != tail or dataset.dtype != dtype or bool(dataset.attrs["per_point"]) != per_point:
+        if dataset.shape[lead:] != tail or dataset.dtype != dtype or bool(dataset.attrs.get("per_point", False)) != per_point:
             raise InputError(
                 f"/{name} holds {dataset.dtype}{list(dataset.shape[lead:])}, "
                 f"this stage writes {dtype}{list(tail)}",
@@ -215,7 +215,7 @@ class StoreWriter:
         if new:
             start = self.num_samples
             stop = start + len(new)
-            for dataset in self._per_sample_datasets():
+            for dataset in self._datasets_along(points=False):
                 dataset.resize(stop, axis=0)
             for column, values in columns.items():
                 self.f[f"samples/{column}"][start:stop] = np.array([values[i].encode("utf-8") for i in new])
@@ -230,17 +230,17 @@ class StoreWriter:
             self.f.flush()
         return [index[sample_id] for sample_id in ids]
 
-    def _per_sample_datasets(self) -> Iterable[h5py.Dataset]:
-        """Every dataset whose first axis is the sample axis (so it grows with the sample count)."""
-        found: list[h5py.Dataset] = []
+    def _datasets_along(self, points: bool) -> list[h5py.Dataset]:
+        """Datasets whose first axis runs over points (ragged per-point arrays) or over samples.
 
-        def visit(name: str, item) -> None:
-            if not isinstance(item, h5py.Dataset):
-                return
-            if name != "points/offsets" and (self.layout == FIXED or not item.attrs.get("per_point", False)):
-                found.append(item)
-
-        self.f.visititems(visit)
+        ``points/offsets`` (S+1 rows) is neither and is resized by its callers.
+        """
+        ragged = self.layout == RAGGED
+        found = []
+        for name in array_names(self.f):
+            per_point = bool(self.f[name].attrs.get("per_point", False))
+            if name != "points/offsets" and (ragged and per_point) == points:
+                found.append(self.f[name])
         return found
 
     # -- writing ------------------------------------------------------------------------------
@@ -263,19 +263,10 @@ class StoreWriter:
         if int(offsets[-1]) > int(offsets[row + 1]):
             raise InputError(f"ragged sample {row} must be appended in order", self.path)
         stop = start + num_points
-        for dataset in self._per_point_datasets():
+        for dataset in self._datasets_along(points=True):
             dataset.resize(stop, axis=0)
         offsets[row + 1 :] = stop
         return slice(start, stop)
-
-    def _per_point_datasets(self) -> list[h5py.Dataset]:
-        found: list[h5py.Dataset] = []
-        self.f.visititems(
-            lambda name, item: found.append(item)
-            if isinstance(item, h5py.Dataset) and item.attrs.get("per_point", False)
-            else None
-        )
-        return found
 
     def write(self, row: int, arrays: Mapping[str, np.ndarray]) -> None:
         """Write one sample's arrays (names relative to the store root)."""
@@ -294,10 +285,4 @@ class StoreWriter:
         """Flip a sample's status after its arrays, and flush: this is the commit point."""
         self.f.flush()
         self.f[status_path(stage)][row] = status
-        self.f.flush()
-
-    def reset(self, stage: str, rows: Iterable[int]) -> None:
-        dataset = self.f[status_path(stage)]
-        for row in rows:
-            dataset[row] = PENDING
         self.f.flush()
