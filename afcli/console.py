@@ -32,8 +32,10 @@ def emit(result: Any, render: Callable[[Any], None]) -> None:
         render(result)
 
 
-def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
-    view = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], header: bool = True) -> Table:
+    view = Table(
+        title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, show_header=header
+    )
     for column in columns:
         view.add_column(column, no_wrap=True)
     for row in rows:
@@ -68,10 +70,14 @@ def progress(description: str) -> Iterator[tuple[Callable[[], None], Callable[[i
         console=stderr,
     )
     task = bar.add_task(description, total=None)
+    started = False
 
     def set_total(total: int) -> None:
+        nonlocal started
         bar.update(task, total=total)
-        bar.start()
+        if total and not started:  # nothing to do: no bar
+            bar.start()
+            started = True
 
     try:
         yield (lambda: bar.advance(task)), set_total
@@ -79,4 +85,5 @@ def progress(description: str) -> Iterator[tuple[Callable[[], None], Callable[[i
         bar.live.transient = True  # leave just the one-line error behind
         raise
     finally:
-        bar.stop()
+        if started:
+            bar.stop()

@@ -44,3 +44,42 @@ def afcli_cmd():
         return result
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> dict:
+    """Tiny randomly initialised teachers saved the way real checkpoints are (same classes, same
+    loading path as the real weights): {"dinov3": dir, "dinov2": dir, "dinov2-reg": dir, "clip": dir}."""
+    import json
+
+    import torch
+    from transformers import (
+        Dinov2Config,
+        Dinov2Model,
+        Dinov2WithRegistersConfig,
+        Dinov2WithRegistersModel,
+        DINOv3ViTConfig,
+        DINOv3ViTModel,
+    )
+
+    root = tmp_path_factory.mktemp("tiny-weights")
+    torch.manual_seed(0)
+    vit = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4)
+    DINOv3ViTModel(DINOv3ViTConfig(**vit, image_size=64, patch_size=16, num_register_tokens=4)).save_pretrained(root / "dinov3")
+    Dinov2Model(Dinov2Config(**vit, image_size=56, patch_size=14)).save_pretrained(root / "dinov2")
+    Dinov2WithRegistersModel(Dinov2WithRegistersConfig(**vit, image_size=56, patch_size=14, num_register_tokens=4)).save_pretrained(
+        root / "dinov2-reg"
+    )
+    import open_clip
+
+    model_cfg = {
+        "embed_dim": 16,
+        "vision_cfg": {"image_size": 224, "layers": 2, "width": 32, "patch_size": 16, "head_width": 8},
+        "text_cfg": {"context_length": 16, "vocab_size": 99, "width": 32, "heads": 4, "layers": 1},
+    }
+    clip_dir = root / "tiny-clip"
+    clip_dir.mkdir()
+    preprocess = {"mean": list(open_clip.OPENAI_DATASET_MEAN), "std": list(open_clip.OPENAI_DATASET_STD), "interpolation": "bicubic"}
+    (clip_dir / "open_clip_config.json").write_text(json.dumps({"model_cfg": model_cfg, "preprocess_cfg": preprocess}))
+    torch.save(open_clip.CLIP(**model_cfg).state_dict(), clip_dir / "open_clip_pytorch_model.bin")
+    return {"dinov3": root / "dinov3", "dinov2": root / "dinov2", "dinov2-reg": root / "dinov2-reg", "clip": clip_dir}

@@ -12,6 +12,7 @@ so a resumed import writes the same values as an uninterrupted one.
 from __future__ import annotations
 
 import json
+import os
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,6 @@ class Source:
     kind: str  # "mesh", "cloud" or "piad"
     parts: list[dict] | None = None
     questions: dict | None = None
-    relative: str = ""
 
 
 @dataclass
@@ -68,7 +68,7 @@ def _synth_plan(root: Path, manifest_path: Path) -> ImportPlan:
     plan = ImportPlan(root)
     for shape in manifest["shapes"]:
         plan.sources.append(
-            Source(shape["id"], shape["category"], root / shape["mesh"], "mesh", shape["parts"], shape["questions"], shape["mesh"])
+            Source(shape["id"], shape["category"], root / shape["mesh"], "mesh", shape["parts"], shape["questions"])
         )
     return plan
 
@@ -92,12 +92,12 @@ def plan_import(src: str | Path) -> ImportPlan:
             # PIAD's own loader takes the category from the file name: Point_<Split>_<Object>_<k>.txt.
             fields = path.stem.split("_")
             category = fields[-2] if len(fields) >= 3 else "unknown"
-            plan.sources.append(Source(path.stem, category, path, "piad", relative=relative))
+            plan.sources.append(Source(path.stem, category, path, "piad"))
             continue
         parent = path.parent.relative_to(root)
         category = parent.parts[-1] if parent.parts else "unknown"
         kind = "cloud" if path.suffix.lower() in (".npy", ".txt", ".xyz") else "mesh"
-        plan.sources.append(Source(relative.rsplit(".", 1)[0], category, path, kind, relative=relative))
+        plan.sources.append(Source(relative.rsplit(".", 1)[0], category, path, kind))
     return plan
 
 
@@ -163,7 +163,12 @@ def load_sample(source: Source, num_points: int, seed: int) -> dict:
     points = ((points - centre) / scale).astype(np.float32)
     if normals is None:
         normals = _estimate_normals(points)
-    sample = {"points/xyz": points, "points/normal": np.asarray(normals, np.float32), "transform": (centre, scale)}
+    sample = {
+        "points/xyz": points,
+        "points/normal": np.asarray(normals, np.float32),
+        "points/face": (face if geometry.faces is not None else np.full(num_points, -1)).astype(np.int32),
+        "transform": (centre, scale),
+    }
     if geometry.affordance is not None:
         sample["labels/affordance"] = geometry.affordance.astype(np.float32)
     elif part_ids is not None:
@@ -202,6 +207,8 @@ def import_shapes(
             raise InputError(f"store holds {writer.num_points} points per sample, not {num_points}", store)
         writer.ensure_array("points/xyz", (3,), "f4")
         writer.ensure_array("points/normal", (3,), "f4")
+        # Face of the source mesh each point was sampled on (-1: a cloud, or imported before faces were kept).
+        writer.ensure_array("points/face", (), "i4", fill=-1)
         if plan.labelled:
             writer.ensure_array("labels/affordance", (len(PIAD_AFFORDANCES),), "f4", attrs={"channels": PIAD_AFFORDANCES})
         if plan.with_parts:
@@ -210,8 +217,11 @@ def import_shapes(
             writer.ensure_array("text/questions", (), TEXT_DTYPE, per_point=False)
         writer.ensure_stage(STAGE)
         writer.begin()
+        folder = Path(store).resolve().parent
         rows = writer.add_samples(
-            [s.id for s in sources], [s.category for s in sources], [s.relative for s in sources]
+            [s.id for s in sources],
+            [s.category for s in sources],
+            [Path(os.path.relpath(s.path.resolve(), folder)).as_posix() for s in sources],
         )
         todo = writer.pending(STAGE, rows)
         by_row = dict(zip(rows, sources))

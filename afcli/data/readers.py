@@ -28,6 +28,8 @@ class Geometry:
     normals: np.ndarray | None = None
     affordance: np.ndarray | None = None  # (N, 17) for PIAD files, in PIAD's channel order
     shape_id: str | None = None
+    face_colors: np.ndarray | None = None  # (F, 3) in [0, 1]
+    vertex_colors: np.ndarray | None = None  # (V, 3) in [0, 1]
 
 
 def _finite(path: Path, array: np.ndarray, what: str) -> np.ndarray:
@@ -109,4 +111,20 @@ def read_geometry(path: Path) -> Geometry:
         raise InputError("mesh has no faces", path)
     if faces.min() < 0 or faces.max() >= len(vertices):
         raise InputError("faces index vertices that do not exist", path)
-    return Geometry(vertices, faces=faces)
+    return Geometry(vertices, faces=faces, **_colors(loaded))
+
+
+def _colors(mesh) -> dict:
+    """Face or vertex colours of a trimesh mesh (textures baked to vertex colours), in [0, 1]."""
+    visual = getattr(mesh, "visual", None)
+    kind = getattr(visual, "kind", None)
+    try:
+        if kind == "face":
+            return {"face_colors": np.asarray(visual.face_colors)[:, :3] / 255.0}
+        if kind == "vertex":
+            return {"vertex_colors": np.asarray(visual.vertex_colors)[:, :3] / 255.0}
+        if kind == "texture":
+            return {"vertex_colors": np.asarray(visual.to_color().vertex_colors)[:, :3] / 255.0}
+    except (ValueError, IndexError, AttributeError):  # broken materials: render without colours
+        return {}
+    return {}

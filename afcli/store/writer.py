@@ -75,6 +75,11 @@ def create_store(path: str | Path, layout: str = FIXED, num_points: int = 2048) 
     tmp.replace(path)
 
 
+def _plain(value) -> object:
+    """Attribute values as people write them (``12``, not ``np.int64(12)``)."""
+    return np.asarray(value).tolist()
+
+
 class StoreWriter:
     """The only object that writes into a store; see the module docstring for the protocol."""
 
@@ -137,11 +142,13 @@ class StoreWriter:
         per_point: bool = True,
         attrs: Mapping[str, object] | None = None,
         compression: str | None = "lzf",
+        fill: float | int | None = None,
     ) -> h5py.Dataset:
         """Create ``name`` or check that the existing one matches (same tail shape, dtype, attrs).
 
         Fixed stores hold per-point arrays as ``(S, N, *tail)``, ragged stores as ``(T, *tail)``;
-        per-sample arrays are ``(S, *tail)``. One chunk holds one sample.
+        per-sample arrays are ``(S, *tail)``. One chunk holds one sample; rows never written read
+        as ``fill`` (HDF5's default, zeros, when None).
         """
         tail = tuple(int(t) for t in tail)
         dtype = np.dtype(dtype)
@@ -163,6 +170,7 @@ class StoreWriter:
             chunks=chunks,
             compression=compression,
             shuffle=compression is not None and dtype.itemsize > 1,
+            fillvalue=fill,
         )
         dataset.attrs["per_point"] = per_point
         for key, value in attrs.items():
@@ -181,7 +189,7 @@ class StoreWriter:
         for key, value in attrs.items():
             stored = dataset.attrs.get(key)
             if stored is None or not np.array_equal(np.asarray(stored), np.asarray(value)):
-                raise InputError(f"/{name} attribute {key!r} is {stored!r}, this stage writes {value!r}", self.path)
+                raise InputError(f"/{name} was written with {key}={_plain(stored)}, this run uses {_plain(value)}", self.path)
         return dataset
 
     def ensure_stage(self, stage: str) -> h5py.Dataset:
@@ -267,6 +275,14 @@ class StoreWriter:
             dataset.resize(stop, axis=0)
         offsets[row + 1 :] = stop
         return slice(start, stop)
+
+    def read(self, row: int, name: str) -> np.ndarray:
+        """One sample's rows of ``name`` (per-point arrays of ragged stores included)."""
+        dataset = self.f[name]
+        if self.layout == RAGGED and dataset.attrs.get("per_point", False):
+            offsets = self.f["points/offsets"]
+            return dataset[int(offsets[row]) : int(offsets[row + 1])]
+        return dataset[row]
 
     def write(self, row: int, arrays: Mapping[str, np.ndarray]) -> None:
         """Write one sample's arrays (names relative to the store root)."""

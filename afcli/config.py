@@ -1,0 +1,80 @@
+"""Typed settings from YAML recipes.
+
+A recipe (``recipes/<paper>/<stage>.yaml``) names the paper and stage, sets ``settings:`` — the
+fields of the stage's settings dataclass, nested dataclasses as nested mappings — and may record
+the paper's numbers under ``expected:``. Unknown keys and wrong types are errors before any heavy
+work starts; command-line options given explicitly override the recipe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+from afcli.errors import InputError
+
+T = TypeVar("T")
+
+
+def load_recipe(path: str | Path, settings_type: type[T], stage: str) -> tuple[T, dict]:
+    """``(settings, recipe)`` from a recipe file for ``stage``."""
+    import yaml
+
+    path = Path(path)
+    try:
+        recipe = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise InputError(f"cannot read recipe ({error.strerror})", path) from None
+    except yaml.YAMLError as error:
+        raise InputError(f"invalid YAML ({str(error).splitlines()[0]})", path) from None
+    if not isinstance(recipe, dict) or not isinstance(recipe.get("settings", {}), dict):
+        raise InputError("a recipe is a mapping with a 'settings:' mapping", path)
+    if recipe.get("stage") != stage:
+        raise InputError(f"recipe is for stage {recipe.get('stage')!r}, this command runs {stage!r}", path)
+    return build(settings_type, recipe.get("settings") or {}, path), recipe
+
+
+def build(settings_type: type[T], values: dict, path: Path, prefix: str = "") -> T:
+    hints = typing.get_type_hints(settings_type)
+    names = {f.name for f in dataclasses.fields(settings_type)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise InputError(f"unknown setting {prefix}{unknown[0]} (known: {', '.join(sorted(names))})", path)
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise InputError(f"setting {prefix}{key} must be a mapping", path)
+            kwargs[key] = build(hint, value, path, f"{prefix}{key}.")
+        else:
+            kwargs[key] = _coerce(hint, value, f"{prefix}{key}", path)
+    return settings_type(**kwargs)
+
+
+def _coerce(hint, value, key: str, path: Path):
+    allowed = [t for t in typing.get_args(hint)] or [hint]
+    if value is None and type(None) in allowed:
+        return None
+    for kind in allowed:
+        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if kind in (int, str, bool) and type(value) is kind:
+            return value
+    names = " or ".join(getattr(t, "__name__", str(t)) for t in allowed)
+    raise InputError(f"setting {key} must be {names}, got {value!r}", path)
+
+
+def override(settings: T, **values) -> T:
+    """``settings`` with every non-None value replaced (dotted keys reach nested settings)."""
+    for key, value in values.items():
+        if value is None:
+            continue
+        target = settings
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            target = getattr(target, parent)
+        setattr(target, leaf, value)
+    return settings

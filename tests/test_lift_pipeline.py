@@ -1,0 +1,160 @@
+"""``afcli render`` / ``afcli lift`` end to end: stores, provenance, resume, determinism, recipes."""
+
+import json
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from afcli.config import load_recipe
+from afcli.errors import InputError
+from afcli.lift.pipeline import LiftSettings, RenderSettings, lift_store
+from afcli.store.schema import DONE, PENDING
+from conftest import PIAD_DEMO, ROOT
+
+
+@pytest.fixture
+def store_copy(synth_store, tmp_path):
+    path = tmp_path / "shapes.h5"
+    shutil.copy(synth_store, path)
+    return path
+
+
+def test_lift_a_folder_of_shapes_then_skip_everything(afcli_cmd, tmp_path, tiny_weights):
+    """The issue's "done means": synth 40, lift with DINOv3 (tiny weights), re-run skips all 40."""
+    shapes = tmp_path / "shapes"
+    afcli_cmd("data", "synth", shapes, "--n", "40", check=0)
+    result = afcli_cmd("--json", "lift", "--teacher", "dinov3", shapes, "--weights", tiny_weights["dinov3"], check=0)
+    report = json.loads(result.stdout)
+    assert report["lifted"] == 40 and report["store"] == str(shapes / "store.h5")
+    with h5py.File(shapes / "store.h5", "r") as f:
+        features = f["features/dinov3-vitl16"]
+        assert features.shape == (40, 2048, 32) and features.dtype == np.float16
+        assert features.compression is None
+        assert np.isfinite(features[:]).all() and np.abs(features[:]).sum(-1).min() > 0
+        attrs = dict(features.attrs)
+        assert attrs["teacher"] == "dinov3:vitl16" and attrs["weights"] == str(tiny_weights["dinov3"])
+        assert attrs["views"] == 12 and attrs["size"] == 224 and attrs["interp"] == "nearest"
+        assert len(attrs["weights_sha256"]) == 64 and attrs["afcli_version"]
+        assert f["features/dinov3-vitl16_seen"][:].mean() > 0.8
+    again = json.loads(afcli_cmd("--json", "lift", "--teacher", "dinov3", shapes, "--weights", tiny_weights["dinov3"], check=0).stdout)
+    assert again["lifted"] == 0 and again["already_done"] == 40
+
+
+@pytest.mark.parametrize("spec,key", [("dinov2:vits14-reg", "dinov2-reg"), ("clip", "clip")])
+def test_other_teachers_lift(store_copy, tiny_weights, spec, key):
+    report = lift_store(store_copy, LiftSettings(teacher=spec, weights=str(tiny_weights[key]), render=RenderSettings(size=112)))
+    with h5py.File(store_copy, "r") as f:
+        features = f[report["array"]]
+        assert features.shape == (report["samples"], 512, report["dim"]) and features.dtype == np.float16
+        assert features.attrs["size"] == 112
+
+
+def test_same_inputs_same_bits_and_resume(store_copy, tmp_path, tiny_weights):
+    settings = LiftSettings(teacher="dinov3:vits16", weights=str(tiny_weights["dinov3"]), render=RenderSettings(size=112))
+    other = tmp_path / "other.h5"
+    shutil.copy(store_copy, other)
+    first = lift_store(store_copy, settings)
+    lift_store(other, settings)
+    with h5py.File(store_copy, "r") as a, h5py.File(other, "r") as b:
+        reference = a["features/dinov3-vits16"][:]
+        assert np.array_equal(reference, b["features/dinov3-vits16"][:])
+    with h5py.File(other, "r+") as f:  # as if killed after sample 9: later samples pending, half written
+        later = np.flatnonzero(f["status/lift-dinov3-vits16"][:] == DONE)[10:]
+        for row in later:
+            f["status/lift-dinov3-vits16"][row] = PENDING
+            f["features/dinov3-vits16"][row] = np.float16(7)
+    report = lift_store(other, settings)
+    assert report["lifted"] == first["lifted"] - 10 and report["already_done"] == 10
+    with h5py.File(other, "r") as f:
+        assert np.array_equal(reference, f["features/dinov3-vits16"][:])
+
+
+def test_changed_settings_need_overwrite(store_copy, tiny_weights):
+    settings = LiftSettings(teacher="dinov3:vits16", weights=str(tiny_weights["dinov3"]), render=RenderSettings(size=64))
+    first = lift_store(store_copy, settings)
+    settings.lift.interp = "bilinear"
+    with pytest.raises(InputError, match="interp=nearest.*--overwrite"):
+        lift_store(store_copy, settings)
+    settings.overwrite = True
+    assert lift_store(store_copy, settings)["lifted"] == first["lifted"]
+
+
+def test_lift_piad_point_clouds(afcli_cmd, tmp_path, tiny_weights):
+    store = tmp_path / "piad.h5"
+    result = afcli_cmd("--json", "lift", PIAD_DEMO, "--store", store, "--teacher", "dinov3:vitb16", "--weights", tiny_weights["dinov3"], check=0)
+    report = json.loads(result.stdout)
+    assert report["lifted"] > 0
+    with h5py.File(store, "r") as f:
+        assert (f["points/face"][:] == -1).all()  # clouds: splatted, no mesh
+        assert f["features/dinov3-vitb16"].shape == (report["samples"], 2048, 32)
+        assert f["features/dinov3-vitb16_seen"][:].mean() > 0.8
+
+
+def test_offline_without_weights_exits_2(afcli_cmd, tmp_path):
+    shapes = tmp_path / "shapes"
+    afcli_cmd("data", "synth", shapes, "--n", "2", check=0)
+    result = afcli_cmd("lift", "--teacher", "dinov3", shapes, "--offline", check=2, env={"HF_HUB_CACHE": str(tmp_path / "cache")})
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "facebook/dinov3-vitl16-pretrain-lvd1689m" in lines[0] and "hf download" in lines[0]
+    assert afcli_cmd("lift", "--teacher", "dinov9", shapes, check=2).stderr.count("\n") == 1
+
+
+def test_real_weights_separate_parts_better_than_random(store_copy, tmp_path):
+    """EfficientNet-Lite0's ImageNet features, lifted, tell the parts of the built-in shapes apart
+    better than the same network with random weights (nearest part-centroid accuracy)."""
+    pytest.importorskip("efficientnet_lite_pytorch")
+    from efficientnet_lite_pytorch import EfficientNet
+
+    torch.manual_seed(0)
+    random_weights = tmp_path / "random.pth"
+    torch.save(EfficientNet.from_name("efficientnet-lite0").state_dict(), random_weights)
+    random_store = tmp_path / "random.h5"
+    shutil.copy(store_copy, random_store)
+    lift_store(store_copy, LiftSettings(teacher="effnet-lite0"))
+    lift_store(random_store, LiftSettings(teacher="effnet-lite0", weights=str(random_weights)))
+
+    def accuracy(path):
+        with h5py.File(path, "r") as f:
+            features = torch.tensor(f["features/effnet-lite0-s16"][:].astype(np.float32))
+            parts = torch.tensor(f["labels/part"][:].astype(np.int64))
+        scores = []
+        for feats, labels in zip(features, parts):
+            feats = torch.nn.functional.normalize(feats - feats.mean(0), dim=1)
+            names = labels.unique()
+            centroids = torch.nn.functional.normalize(torch.stack([feats[labels == k].mean(0) for k in names]), dim=1)
+            scores.append((names[(feats @ centroids.T).argmax(1)] == labels).float().mean().item())
+        return float(np.mean(scores))
+
+    real, random = accuracy(store_copy), accuracy(random_store)
+    assert real > random + 0.03, (real, random)
+
+
+def test_render_keeps_views_and_writes_a_preview(afcli_cmd, store_copy, tmp_path):
+    sheet = tmp_path / "sheet.png"
+    result = afcli_cmd("--json", "render", store_copy, "--views", "4", "--size", "64", "--keep-views", "--preview", sheet, check=0)
+    report = json.loads(result.stdout)
+    with h5py.File(store_copy, "r") as f:
+        count = f["samples/id"].shape[0]
+        assert report["rendered"] == (f["status/import"][:] == 1).sum() and report["points_seen"] > 0.8
+        assert f["views/sphere/rgb"].shape == (count, 4, 64, 64, 3)
+        assert f["views/sphere/index"].dtype == np.int32 and f["views/sphere/index"][:].min() == -1
+        assert f["views/sphere/c2w"].shape == (count, 4, 4, 4) and "OpenCV" in f["views/sphere/rgb"].attrs["convention"]
+        depth, index = f["views/sphere/depth"][0], f["views/sphere/index"][0]
+        assert ((depth > 0) == (index >= 0)).all()
+    from PIL import Image
+
+    assert Image.open(sheet).size == (4 * 112, 4 * (3 * 112 + 14))
+
+
+def test_recipes_parse_and_reject_unknown_keys(tmp_path):
+    paper, recipe = load_recipe(ROOT / "recipes" / "cmat" / "lift.yaml", LiftSettings, "lift")
+    assert paper.teacher == "dinov3:vitl16" and paper.render.views == 12 and paper.lift.interp == "nearest"
+    official, _ = load_recipe(ROOT / "recipes" / "cmat" / "lift-official.yaml", LiftSettings, "lift")
+    assert official.teacher == "dinov2:vits14-reg" and official.lift.interp == "bilinear" and official.teacher_size == 448
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stage: lift\nsettings:\n  render: {veiws: 3}\n")
+    with pytest.raises(InputError, match="unknown setting render.veiws"):
+        load_recipe(bad, LiftSettings, "lift")
