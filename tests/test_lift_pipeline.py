@@ -158,3 +158,46 @@ def test_recipes_parse_and_reject_unknown_keys(tmp_path):
     bad.write_text("stage: lift\nsettings:\n  render: {veiws: 3}\n")
     with pytest.raises(InputError, match="unknown setting render.veiws"):
         load_recipe(bad, LiftSettings, "lift")
+
+
+def test_several_processes_match_one_and_leave_no_shards(store_copy, tmp_path, tiny_weights):
+    """--gpus 2 logic on CPU processes: the merged result equals a one-process lift."""
+    settings = LiftSettings(teacher="dinov3:vits16", weights=str(tiny_weights["dinov3"]), device="cpu", render=RenderSettings(size=64))
+    single = tmp_path / "single.h5"
+    shutil.copy(store_copy, single)
+    one = lift_store(single, settings)
+    two = lift_store(store_copy, settings, gpus=2)
+    assert two["lifted"] == one["lifted"] and two["done"] == one["done"]
+    assert not list(tmp_path.glob("shapes.lift-*"))
+    with h5py.File(single, "r") as a, h5py.File(store_copy, "r") as b:
+        assert np.allclose(a["features/dinov3-vits16"][:], b["features/dinov3-vits16"][:], atol=2e-3)
+        assert np.array_equal(a["features/dinov3-vits16_seen"][:], b["features/dinov3-vits16_seen"][:])
+    with pytest.raises(InputError, match="CUDA devices"):
+        lift_store(single, LiftSettings(teacher="dinov3:vits16", weights=str(tiny_weights["dinov3"]), device="cuda"), gpus=64)
+
+
+def test_shards_of_an_interrupted_run_are_merged_on_rerun(store_copy, tmp_path, tiny_weights):
+    import queue
+
+    from afcli.lift.pipeline import _Job, _prepare, _rank_main, feature_attrs, load_settings_teacher
+    from afcli.store import StoreWriter
+
+    settings = LiftSettings(teacher="dinov3:vits16", weights=str(tiny_weights["dinov3"]), device="cpu", render=RenderSettings(size=64))
+    reference = tmp_path / "reference.h5"
+    shutil.copy(store_copy, reference)
+    lift_store(reference, settings)
+    teacher = load_settings_teacher(settings)
+    job = _Job(settings, teacher.id, 32, feature_attrs(teacher, settings))
+    with h5py.File(store_copy, "r") as f:
+        rows = np.flatnonzero(f["status/import"][:] == DONE).tolist()
+    messages = queue.Queue()
+    with StoreWriter(store_copy) as writer:  # the parent had prepared the arrays before starting ranks
+        _prepare(writer, job)
+    _rank_main(0, 2, store_copy, job, rows[0::2], messages)  # rank 0 finished; rank 1 was killed
+    assert messages.get()[0] == "sample"
+    assert len(list(tmp_path.glob("shapes.lift-dinov3-vits16-00000-of-00002.h5"))) == 1
+    report = lift_store(store_copy, settings)
+    assert report["lifted"] == len(rows)  # half merged from the shard, half lifted now
+    assert not list(tmp_path.glob("shapes.lift-*"))
+    with h5py.File(reference, "r") as a, h5py.File(store_copy, "r") as b:
+        assert np.allclose(a["features/dinov3-vits16"][:], b["features/dinov3-vits16"][:], atol=2e-3)

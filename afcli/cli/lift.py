@@ -71,13 +71,14 @@ def lift_command(
     teacher_size: Optional[int] = typer.Option(None, "--teacher-size", help="Teacher input side in pixels [model card]."),
     batch_views: Optional[int] = typer.Option(None, "--batch-views", help="Views per teacher batch [12]."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo samples already lifted with this teacher."),
+    gpus: int = typer.Option(1, "--gpus", help="Processes, one per GPU (rank r on cuda:r; with --device cpu, CPU processes); shards merged at the end."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda[:i] [auto]."),
     json: JsonOption = False,
 ) -> None:
     """Lift a 2D teacher's patch features onto every point: /features/<teacher> (S, N, D) fp16."""
     apply_json(json)
     from afcli.config import load_recipe, override
-    from afcli.lift.pipeline import LiftSettings, lift_store, load_settings_teacher
+    from afcli.lift.pipeline import LiftSettings, check_gpus, lift_store, load_settings_teacher
 
     settings = load_recipe(recipe, LiftSettings, "lift")[0] if recipe is not None else LiftSettings()
     settings = override(
@@ -88,10 +89,11 @@ def lift_command(
     )
     settings.offline = settings.offline or offline
     settings.overwrite = overwrite
-    loaded = load_settings_teacher(settings)
+    check_gpus(settings.check(), gpus)
+    loaded = load_settings_teacher(settings, "cpu" if gpus > 1 else None)  # a missing model fails before any work
     path = _target(target, store)
     with progress(f"lift {settings.teacher}") as (advance, set_total):
-        result = lift_store(path, settings, teacher=loaded, advance=advance, on_total=set_total)
+        result = lift_store(path, settings, teacher=loaded, gpus=gpus, advance=advance, on_total=set_total)
 
     def show(r: dict) -> None:
         rows = [("store", r["store"]), ("array", f"/{r['array']} (S, N, {r['dim']}) fp16"),

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import h5py
 import numpy as np
 import torch
 
@@ -22,8 +23,9 @@ from afcli import __version__
 from afcli.errors import InputError
 from afcli.lift.core import LiftOptions, lift_features, render_visibility
 from afcli.render import Shape, Views, make_rig, render
-from afcli.store.schema import DONE, decode, status_path
-from afcli.store.writer import StoreWriter
+from afcli.errors import AfcliError, RunError
+from afcli.store.schema import DONE, RAGGED, decode, open_store, read_sample, status_path
+from afcli.store.writer import StoreWriter, shard_path
 
 STORE_NAME = "store.h5"
 
@@ -99,22 +101,22 @@ def resolve_store(target: str | Path, store: str | Path | None, advance=lambda: 
     return store, import_shapes(target, store, advance=advance, on_total=on_total)
 
 
-def load_shape(writer: StoreWriter, row: int, device: torch.device) -> tuple[Shape, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The shape to render for ``row``, its points and normals, and each point's own id in the
-    render's index map."""
+def load_shape(f: h5py.File, path: Path, row: int, device: torch.device) -> tuple[Shape, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The shape to render for ``row`` of the store ``f`` (at ``path``), its points and normals,
+    and each point's own id in the render's index map."""
     from afcli.data.readers import read_geometry
 
-    points = torch.from_numpy(np.asarray(writer.read(row, "points/xyz"), np.float32)).to(device)
-    normals = torch.from_numpy(np.asarray(writer.read(row, "points/normal"), np.float32)).to(device)
-    face = np.asarray(writer.read(row, "points/face")) if "points/face" in writer.f else None
+    points = torch.from_numpy(np.asarray(read_sample(f, row, "points/xyz"), np.float32)).to(device)
+    normals = torch.from_numpy(np.asarray(read_sample(f, row, "points/normal"), np.float32)).to(device)
+    face = np.asarray(read_sample(f, row, "points/face")) if "points/face" in f else None
     if face is None or (face < 0).all():
         cloud = Shape(points, normals=normals)
         return cloud, points, normals, torch.arange(points.shape[0], device=device)
-    source = writer.path.resolve().parent / decode([writer.f["samples/source"][row]])[0]
+    source = Path(path).resolve().parent / decode([f["samples/source"][row]])[0]
     geometry = read_geometry(source)
     if geometry.faces is None or face.max() >= len(geometry.faces):
         raise InputError("source mesh no longer matches the imported sample (re-import it)", source)
-    transform = writer.f["samples/transform"][row].astype(np.float64)
+    transform = f["samples/transform"][row].astype(np.float64)
     vertices = (geometry.vertices - transform[:3]) / transform[3]
 
     def tensor(array, dtype=torch.float32):
@@ -166,15 +168,69 @@ def feature_attrs(teacher, settings: LiftSettings) -> dict:
     return attrs
 
 
-def load_settings_teacher(settings: LiftSettings):
-    """The teacher ``settings`` name, on its device — loaded before any other work so that a
-    missing model fails first."""
+def load_settings_teacher(settings: LiftSettings, device: torch.device | None = None):
+    """The teacher ``settings`` name, on ``device`` (default: the settings' device) — the CLI loads
+    it before any other work so that a missing model fails first."""
     from afcli.teachers import load_teacher
 
     return load_teacher(
         settings.teacher, weights=settings.weights, offline=settings.offline, blocks=settings.blocks,
-        input_size=settings.teacher_size, device=pick_device(settings.check().device),
+        input_size=settings.teacher_size, device=device if device is not None else pick_device(settings.check().device),
     )
+
+
+FEATURES_MEANING = "1 = seen by at least one view, 0 = filled from neighbours"
+
+
+@dataclass
+class _Job:
+    """What every process of one lift needs: where features go and how they are made."""
+
+    settings: LiftSettings
+    teacher_id: str
+    dim: int
+    attrs: dict
+
+    @property
+    def name(self) -> str:
+        return f"features/{self.teacher_id}"
+
+    @property
+    def stage(self) -> str:
+        return f"lift-{self.teacher_id}"
+
+
+def _prepare(writer: StoreWriter, job: _Job, overwrite: bool = False) -> None:
+    if overwrite:
+        for old in (job.name, f"{job.name}_seen", status_path(job.stage)):
+            if old in writer.f:
+                del writer.f[old]
+    try:
+        writer.ensure_array(job.name, (job.dim,), "f2", attrs=job.attrs, compression=None)
+    except InputError as error:
+        raise InputError(f"{error} (--overwrite redoes every sample with the new settings)") from None
+    writer.ensure_array(f"{job.name}_seen", (), "u1", attrs={"meaning": FEATURES_MEANING})
+    writer.ensure_stage(job.stage)
+
+
+def _lift_rows(source: h5py.File, source_path: Path, writer: StoreWriter, pairs, teacher, job: _Job, device, clock, advance) -> int:
+    """Lift samples ``source_row`` of the store ``source`` into ``dest_row`` of ``writer``, one at a
+    time, committing each; returns the number of points no view saw."""
+    cameras = make_rig(job.settings.render.rig, job.settings.render.views, job.settings.render.size)
+    unseen = 0
+    for source_row, dest_row in pairs:
+        shape, points, normals, own_ids = load_shape(source, source_path, source_row, device)
+        features, seen, _ = lift_sample(teacher, shape, points, own_ids, normals, cameras, job.settings, clock)
+        start = time.perf_counter()
+        offsets = writer.f["points/offsets"] if writer.layout == RAGGED else None
+        if offsets is not None and int(offsets[dest_row + 1]) - int(offsets[dest_row]) != len(points):
+            writer.append_points(dest_row, len(points))  # a fresh shard row gets its point range
+        writer.write(dest_row, {job.name: features.half().cpu().numpy(), f"{job.name}_seen": seen.cpu().numpy().astype(np.uint8)})
+        writer.mark(job.stage, dest_row, DONE)
+        clock["write"] += time.perf_counter() - start
+        unseen += int((~seen).sum())
+        advance()
+    return unseen
 
 
 def lift_store(
@@ -182,57 +238,177 @@ def lift_store(
     settings: LiftSettings,
     *,
     teacher=None,
+    gpus: int = 1,
     advance: Callable[[], None] = lambda: None,
     on_total: Callable[[int], None] = lambda total: None,
 ) -> dict:
-    """Lift ``settings.teacher`` features onto every sample of ``store`` not lifted yet."""
-    device = pick_device(settings.check().device)
-    teacher = teacher if teacher is not None else load_settings_teacher(settings)
-    cameras = make_rig(settings.render.rig, settings.render.views, settings.render.size)
-    probe = teacher(torch.zeros(1, settings.render.size, settings.render.size, 3, dtype=torch.uint8, device=device))
-    name, stage = f"features/{teacher.id}", f"lift-{teacher.id}"
+    """Lift ``settings.teacher`` features onto every sample of ``store`` not lifted yet.
+
+    ``gpus > 1`` splits the samples over that many processes (rank ``r`` on ``cuda:r``, or on the
+    CPU with ``device="cpu"``), each writing a shard that is merged into ``store`` at the end; an
+    interrupted run's shards are merged first when it is run again.
+    """
+    store = Path(store)
+    settings.check()
+    check_gpus(settings, gpus)
+    parent_device = pick_device(settings.device) if gpus == 1 else torch.device("cpu")
+    if teacher is None:
+        teacher = load_settings_teacher(settings, parent_device)
+    probe = teacher(torch.zeros(1, settings.render.size, settings.render.size, 3, dtype=torch.uint8, device=parent_device))
+    job = _Job(settings, teacher.id, int(probe.shape[1]), feature_attrs(teacher, settings))
     clock = {"render": 0.0, "teacher": 0.0, "lift": 0.0, "write": 0.0}
     with StoreWriter(store) as writer:
+        _prepare(writer, job, settings.overwrite)
         if settings.overwrite:
-            for old in (name, f"{name}_seen", status_path(stage)):
-                if old in writer.f:
-                    del writer.f[old]
-        try:
-            writer.ensure_array(name, (probe.shape[1],), "f2", attrs=feature_attrs(teacher, settings), compression=None)
-        except InputError as error:
-            raise InputError(f"{error} (--overwrite redoes every sample with the new settings)") from None
-        writer.ensure_array(f"{name}_seen", (), "u1", attrs={"meaning": "1 = seen by at least one view, 0 = filled from neighbours"})
-        writer.ensure_stage(stage)
+            for old in _lift_shards(store, job.teacher_id):
+                _remove(old)
         writer.begin()
+        merged = _absorb_shards(writer, job)
         imported = set(np.flatnonzero(writer.status("import") == DONE).tolist())
-        todo = [row for row in writer.pending(stage) if row in imported]
-        on_total(len(todo))
-        unseen = 0
-        for row in todo:
-            shape, points, normals, own_ids = load_shape(writer, row, device)
-            features, seen, _ = lift_sample(teacher, shape, points, own_ids, normals, cameras, settings, clock)
-            start = time.perf_counter()
-            writer.write(row, {name: features.half().cpu().numpy(), f"{name}_seen": seen.cpu().numpy().astype(np.uint8)})
-            writer.mark(stage, row, DONE)
-            clock["write"] += time.perf_counter() - start
-            unseen += int((~seen).sum())
+        todo = [row for row in writer.pending(job.stage) if row in imported]
+        on_total(len(todo) + merged)
+        for _ in range(merged):
             advance()
-        done = int((writer.status(stage) == DONE).sum())
-        return {
-            "store": str(store),
-            "teacher": teacher.name,
-            "array": name,
-            "dim": int(probe.shape[1]),
-            "grid": list(probe.shape[-2:]),
-            "lifted": len(todo),
-            "already_done": len(imported) - len(todo),
-            "done": done,
-            "samples": writer.num_samples,
-            "unseen_points": unseen,
-            "seconds": {key: round(value, 3) for key, value in clock.items()},
-            "device": str(device),
-            "settings": {k: v for k, v in asdict(settings).items() if k != "weights"} | {"weights": teacher.weights},
-        }
+        if gpus == 1:
+            unseen = _lift_rows(writer.f, writer.path, writer, [(row, row) for row in todo], teacher, job, parent_device, clock, advance)
+    if gpus > 1:
+        del teacher
+        unseen = _run_ranks(store, job, todo, gpus, clock, advance)
+        with StoreWriter(store) as writer:
+            writer.begin()
+            _absorb_shards(writer, job)
+    with open_store(store) as f:
+        done, samples = int((f[status_path(job.stage)][:] == DONE).sum()), int(f["samples/id"].shape[0])
+    return {
+        "store": str(store),
+        "teacher": job.attrs["teacher"],
+        "array": job.name,
+        "dim": job.dim,
+        "grid": list(probe.shape[-2:]),
+        "lifted": len(todo) + merged,
+        "already_done": len(imported) - len(todo),
+        "done": done,
+        "samples": samples,
+        "unseen_points": unseen,
+        "seconds": {key: round(value, 3) for key, value in clock.items()},
+        "device": str(parent_device) if gpus == 1 else f"{gpus} x {_rank_device(settings, 0).type}",
+        "settings": {k: v for k, v in asdict(settings).items() if k != "weights"} | {"weights": job.attrs["weights"]},
+    }
+
+
+# -- several processes ----------------------------------------------------------------------------
+
+
+def check_gpus(settings: LiftSettings, gpus: int) -> None:
+    if gpus < 1:
+        raise InputError(f"--gpus must be at least 1, got {gpus}")
+    if gpus == 1 or settings.device == "cpu":
+        return
+    available = torch.cuda.device_count()
+    if available < gpus:
+        raise InputError(f"--gpus {gpus} needs {gpus} CUDA devices, this machine has {available} (add --device cpu to run {gpus} CPU processes)")
+
+
+def _rank_device(settings: LiftSettings, rank: int) -> torch.device:
+    return torch.device("cpu") if settings.device == "cpu" else torch.device(f"cuda:{rank}")
+
+
+def _lift_shards(store: Path, teacher_id: str) -> list[Path]:
+    return sorted(store.parent.glob(f"{store.stem}.lift-{teacher_id}-*-of-*.h5"))
+
+
+def _remove(shard: Path) -> None:
+    shard.unlink(missing_ok=True)
+    shard.with_name(shard.name + ".lock").unlink(missing_ok=True)
+
+
+def _absorb_shards(writer: StoreWriter, job: _Job) -> int:
+    """Copy the samples finished in this teacher's shards into the main store; delete the shards."""
+    index = {sample_id: row for row, sample_id in enumerate(writer.ids())}
+    merged = 0
+    for shard in _lift_shards(writer.path, job.teacher_id):
+        with open_store(shard) as part:
+            if status_path(job.stage) not in part:
+                continue
+            ids = decode(part["samples/id"][:])
+            for row in np.flatnonzero(part[status_path(job.stage)][:] == DONE):
+                target = index[ids[row]]
+                if writer.status(job.stage)[target] == DONE:
+                    continue
+                writer.write(target, {name: read_sample(part, int(row), name) for name in (job.name, f"{job.name}_seen")})
+                writer.mark(job.stage, target, DONE)
+                merged += 1
+        _remove(shard)
+    return merged
+
+
+def _run_ranks(store: Path, job: _Job, rows: list[int], gpus: int, clock: dict, advance) -> int:
+    import multiprocessing as mp
+    import queue as queues
+
+    context = mp.get_context("spawn")
+    messages = context.Queue()
+    workers = [
+        context.Process(target=_rank_main, args=(rank, gpus, store, job, rows[rank::gpus], messages), daemon=True) for rank in range(gpus)
+    ]
+    for worker in workers:
+        worker.start()
+    finished, unseen = set(), 0
+    try:
+        while len(finished) < gpus:
+            try:
+                kind, rank, *payload = messages.get(timeout=1.0)
+            except queues.Empty:
+                dead = [r for r, w in enumerate(workers) if r not in finished and not w.is_alive()]
+                if dead:
+                    raise RunError(f"lift rank {dead[0]} died (exit code {workers[dead[0]].exitcode}); run again to resume") from None
+                continue
+            if kind == "sample":
+                advance()
+            elif kind == "finished":
+                finished.add(rank)
+                unseen += payload[0]
+                for key, value in payload[1].items():
+                    clock[key] += value / gpus
+            else:
+                message, code = payload
+                raise (InputError if code == 2 else RunError)(f"rank {rank}: {message}")
+    finally:
+        for worker in workers:
+            if worker.is_alive() and len(finished) < gpus:
+                worker.terminate()
+            worker.join()
+    return unseen
+
+
+def _rank_main(rank: int, world: int, store: Path, job: _Job, rows: list[int], messages) -> None:
+    """One process of a ``--gpus N`` lift: its samples into its own shard of the store."""
+    import os
+
+    try:
+        device = _rank_device(job.settings, rank)
+        if device.type == "cpu":
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+        else:
+            torch.cuda.set_device(device)
+        teacher = load_settings_teacher(job.settings, device)
+        clock = {"render": 0.0, "teacher": 0.0, "lift": 0.0, "write": 0.0}
+        shard = shard_path(store.with_name(f"{store.stem}.lift-{job.teacher_id}.h5"), rank, world)
+        with open_store(store) as source:
+            layout = str(source.attrs["layout"])
+            with StoreWriter(shard, create=True, layout=layout, num_points=int(source.attrs["num_points"])) as writer:
+                _prepare(writer, job)
+                writer.begin()
+                ids = decode(source["samples/id"][:])
+                shard_rows = writer.add_samples([ids[r] for r in rows], ["" for _ in rows])
+                pending = set(writer.pending(job.stage, shard_rows))
+                pairs = [(source_row, shard_row) for source_row, shard_row in zip(rows, shard_rows) if shard_row in pending]
+                unseen = _lift_rows(source, store, writer, pairs, teacher, job, device, clock, lambda: messages.put(("sample", rank)))
+        messages.put(("finished", rank, unseen, clock))
+    except AfcliError as error:
+        messages.put(("error", rank, str(error), error.exit_code))
+    except Exception as error:  # report anything else as one line; the parent stops every rank
+        messages.put(("error", rank, f"{type(error).__name__}: {error}", 1))
 
 
 def render_store(
@@ -268,7 +444,7 @@ def render_store(
         todo = todo[:wanted]
         on_total(len(todo))
         for row in todo:
-            shape, points, _, own_ids = load_shape(writer, row, device)
+            shape, points, _, own_ids = load_shape(writer.f, writer.path, row, device)
             start = time.perf_counter()
             views = render(shape, cameras, backend=settings.backend, splat_radius=settings.splat_radius)
             _sync(views.depth)

@@ -68,7 +68,9 @@ def store_info(path: str | Path) -> dict:
             "samples": int(f["samples/id"].shape[0]),
             "categories": dict(sorted(categories.items())),
             "arrays": arrays,
-            "teachers": sorted(name.split("/")[1] for name in array_names(f) if name.startswith("features/")),
+            "teachers": sorted(
+                name.split("/")[1] for name in array_names(f) if name.startswith("features/") and not name.endswith("_seen")
+            ),
             "status": status,
             "file_bytes": path.stat().st_size,
         }

@@ -43,6 +43,15 @@ def status_path(stage: str) -> str:
     return f"status/{stage}"
 
 
+def read_sample(f: h5py.File, row: int, name: str) -> np.ndarray:
+    """One sample's rows of ``name`` (per-point arrays of ragged stores included)."""
+    dataset = f[name]
+    if f.attrs["layout"] == RAGGED and dataset.attrs.get("per_point", False):
+        offsets = f["points/offsets"]
+        return dataset[int(offsets[row]) : int(offsets[row + 1])]
+    return dataset[row]
+
+
 def decode(values) -> list[str]:
     """Byte-string columns and string attributes as a list of ``str``."""
     return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in np.asarray(values).reshape(-1)]

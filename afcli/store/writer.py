@@ -276,14 +276,6 @@ class StoreWriter:
         offsets[row + 1 :] = stop
         return slice(start, stop)
 
-    def read(self, row: int, name: str) -> np.ndarray:
-        """One sample's rows of ``name`` (per-point arrays of ragged stores included)."""
-        dataset = self.f[name]
-        if self.layout == RAGGED and dataset.attrs.get("per_point", False):
-            offsets = self.f["points/offsets"]
-            return dataset[int(offsets[row]) : int(offsets[row + 1])]
-        return dataset[row]
-
     def write(self, row: int, arrays: Mapping[str, np.ndarray]) -> None:
         """Write one sample's arrays (names relative to the store root)."""
         for name, value in arrays.items():

@@ -52,6 +52,9 @@ DINOV2_VARIANTS = {
 
 def load_pretrained(model_class, model_id: str, weights: str | None, offline: bool):
     """``model_class.from_pretrained`` from ``weights`` (a folder) or the hub id in the local cache."""
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()  # afcli draws its own progress
     path = check_weights_path(weights)
     source = str(path) if path is not None else model_id
     try:
