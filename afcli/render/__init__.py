@@ -85,16 +85,18 @@ def _embree_index(vertices: torch.Tensor, faces: torch.Tensor, cameras: Cameras)
     ray_origins = origins.double().repeat_interleave(count, 0).cpu().numpy()
     ray_directions = torch.nn.functional.normalize(directions.double().reshape(-1, 3), dim=-1).cpu().numpy()
     hits = RayMeshIntersector(mesh, scale_to_box=False).intersects_first(ray_origins, ray_directions)
-    return torch.from_numpy(np.asarray(hits, np.int64)).view(len(cameras), cameras.height, cameras.width)
+    return torch.from_numpy(np.asarray(hits, np.int64)).view(len(cameras), cameras.height, cameras.width).to(vertices.device)
 
 
 def _shade(shape: Shape, views_index: torch.Tensor, depth: torch.Tensor, cameras: Cameras, light, background) -> torch.Tensor:
     """Lambertian shading, two-sided (normals turned towards the camera), plus an ambient term."""
+    device = views_index.device
     hit = views_index >= 0
     view = torch.nonzero(hit)[:, 0]
     ids = views_index[hit]
     origins, directions = cameras.rays()
     direction = directions[hit].float()
+    grey = torch.tensor(GREY, device=device).expand(ids.numel(), 3)
     if shape.is_mesh:
         tri = shape.vertices[shape.faces[ids]].float()
         normal = torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
@@ -104,16 +106,16 @@ def _shade(shape: Shape, views_index: torch.Tensor, depth: torch.Tensor, cameras
             point = origins[view].float() + depth[hit].unsqueeze(-1) * direction
             color = (_barycentric(tri, point).unsqueeze(-1) * shape.vertex_colors[shape.faces[ids]].float()).sum(1)
         else:
-            color = torch.tensor(GREY).expand(ids.numel(), 3)
+            color = grey
     else:
         normal = shape.normals[ids].float() if shape.normals is not None else -direction
-        color = shape.vertex_colors[ids].float() if shape.vertex_colors is not None else torch.tensor(GREY).expand(ids.numel(), 3)
+        color = shape.vertex_colors[ids].float() if shape.vertex_colors is not None else grey
     normal = torch.nn.functional.normalize(normal, dim=-1)
     normal = torch.where(((normal * direction).sum(-1, keepdim=True) > 0), -normal, normal)
-    towards_light = torch.nn.functional.normalize(cameras.c2w[view, :3, :3].float() @ torch.tensor(light, dtype=torch.float32), dim=-1)
-    intensity = AMBIENT + (1 - AMBIENT) * (normal * towards_light).sum(-1).clamp(min=0)
-    rgb = torch.tensor(background, dtype=torch.uint8).expand(*views_index.shape, 3).clone()
-    rgb[hit] = (color.to(intensity.device) * intensity.unsqueeze(-1) * 255).round().clamp(0, 255).to(torch.uint8)
+    towards_light = cameras.c2w[view, :3, :3].float() @ torch.tensor(light, dtype=torch.float32, device=device)
+    intensity = AMBIENT + (1 - AMBIENT) * (normal * torch.nn.functional.normalize(towards_light, dim=-1)).sum(-1).clamp(min=0)
+    rgb = torch.tensor(background, dtype=torch.uint8, device=device).expand(*views_index.shape, 3).clone()
+    rgb[hit] = (color * intensity.unsqueeze(-1) * 255).round().clamp(0, 255).to(torch.uint8)
     return rgb
 
 
