@@ -201,3 +201,34 @@ def test_shards_of_an_interrupted_run_are_merged_on_rerun(store_copy, tmp_path, 
     assert not list(tmp_path.glob("shapes.lift-*"))
     with h5py.File(reference, "r") as a, h5py.File(store_copy, "r") as b:
         assert np.allclose(a["features/dinov3-vits16"][:], b["features/dinov3-vits16"][:], atol=2e-3)
+
+
+def test_ragged_store_of_clouds(tmp_path, tiny_weights):
+    """Scene-style stores (a different number of points per sample) lift in one process and in two."""
+    from afcli.store import StoreWriter
+
+    rng = np.random.default_rng(0)
+    sizes = [300, 800, 450]
+    stores = [tmp_path / "one.h5", tmp_path / "two.h5"]
+    for path in stores:
+        with StoreWriter(path, create=True, layout="ragged") as writer:
+            for name in ("points/xyz", "points/normal"):
+                writer.ensure_array(name, (3,), "f4")
+            writer.ensure_array("points/face", (), "i4", fill=-1)
+            writer.ensure_stage("import")
+            writer.begin()
+            rows = writer.add_samples([f"scene{i}" for i in range(3)], ["scene"] * 3)
+            for row, count in zip(rows, sizes):
+                xyz = rng.normal(size=(count, 3)).astype(np.float32)
+                xyz /= np.linalg.norm(xyz, axis=1, keepdims=True)  # points on a sphere, normals outward
+                writer.append_points(row, count)
+                writer.write(row, {"points/xyz": xyz, "points/normal": xyz, "points/face": np.full(count, -1, np.int32)})
+                writer.mark("import", row, DONE)
+        rng = np.random.default_rng(0)
+    settings = LiftSettings(teacher="dinov3:vits16", weights=str(tiny_weights["dinov3"]), device="cpu", render=RenderSettings(size=64))
+    lift_store(stores[0], settings)
+    lift_store(stores[1], settings, gpus=2)
+    with h5py.File(stores[0], "r") as a, h5py.File(stores[1], "r") as b:
+        assert a["features/dinov3-vits16"].shape == (sum(sizes), 32)
+        assert np.allclose(a["features/dinov3-vits16"][:], b["features/dinov3-vits16"][:], atol=2e-3)
+        assert a["features/dinov3-vits16_seen"][:].mean() > 0.5

@@ -20,10 +20,9 @@ import numpy as np
 import torch
 
 from afcli import __version__
-from afcli.errors import InputError
+from afcli.errors import AfcliError, InputError, RunError
 from afcli.lift.core import LiftOptions, lift_features, render_visibility
-from afcli.render import Shape, Views, make_rig, render
-from afcli.errors import AfcliError, RunError
+from afcli.render import Shape, make_rig, render
 from afcli.store.schema import DONE, RAGGED, decode, open_store, read_sample, status_path
 from afcli.store.writer import StoreWriter, shard_path
 
@@ -131,7 +130,8 @@ def diameter(points: torch.Tensor) -> float:
     return float((points.amax(0) - points.amin(0)).norm())
 
 
-def lift_sample(teacher, shape: Shape, points, own_ids, normals, cameras, settings: LiftSettings, clock: dict) -> tuple[torch.Tensor, torch.Tensor, Views]:
+def lift_sample(teacher, shape: Shape, points, own_ids, normals, cameras, settings: LiftSettings, clock: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features (N, D) of one sample and its seen mask; adds the time of each phase to ``clock``."""
     start = time.perf_counter()
     views = render(shape, cameras, backend=settings.render.backend, splat_radius=settings.render.splat_radius)
     pixels, z = views.cameras.project(points)
@@ -148,7 +148,7 @@ def lift_sample(teacher, shape: Shape, points, own_ids, normals, cameras, settin
     )
     _sync(features)
     clock["lift"] += time.perf_counter() - start
-    return features, seen, views
+    return features, seen
 
 
 def _sync(tensor: torch.Tensor) -> None:
@@ -220,7 +220,7 @@ def _lift_rows(source: h5py.File, source_path: Path, writer: StoreWriter, pairs,
     unseen = 0
     for source_row, dest_row in pairs:
         shape, points, normals, own_ids = load_shape(source, source_path, source_row, device)
-        features, seen, _ = lift_sample(teacher, shape, points, own_ids, normals, cameras, job.settings, clock)
+        features, seen = lift_sample(teacher, shape, points, own_ids, normals, cameras, job.settings, clock)
         start = time.perf_counter()
         offsets = writer.f["points/offsets"] if writer.layout == RAGGED else None
         if offsets is not None and int(offsets[dest_row + 1]) - int(offsets[dest_row]) != len(points):
