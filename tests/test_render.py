@@ -101,3 +101,15 @@ def test_vertex_colours_are_interpolated():
     lit = views.rgb[0][views.index[0] >= 0].float()
     assert (lit[:, 1] == 0).all() and (lit[:, 0] > 0).all()
     assert np.isfinite(views.depth.numpy()).all()
+
+
+def test_light_and_background_are_configurable():
+    shape, _ = torus((24, 12))
+    cameras = make_rig("ring", 2, 48)
+    headlight = render(shape, cameras, backend="torch", light=(0.0, 0.0, -1.0), background=(0, 0, 0))
+    side = render(shape, cameras, backend="torch", light=(1.0, 0.0, 0.0), background=(0, 0, 0))
+    empty = headlight.index < 0
+    assert (headlight.rgb[empty] == 0).all()
+    assert not torch.equal(headlight.rgb, side.rgb)
+    # With the light at the camera, surfaces facing the camera are brightest.
+    assert headlight.rgb[~empty].float().mean() > side.rgb[~empty].float().mean()

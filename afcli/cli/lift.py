@@ -30,6 +30,8 @@ def render_command(
     rig: str = typer.Option("sphere", "--rig", help="sphere: two rings (+30°, -20°); ring: one ring at 20°."),
     backend: str = typer.Option("auto", "--backend", help="Mesh renderer: auto, embree or torch."),
     splat_radius: Optional[float] = typer.Option(None, "--splat-radius", help="Point splat radius in pixels (default 2 at 224 px)."),
+    background: int = typer.Option(255, "--background", help="Grey level of empty pixels (0..255)."),
+    light: str = typer.Option("-0.4,-0.6,-1", "--light", help="Direction towards the light, camera coordinates X,Y,Z (y down)."),
     keep_views: bool = typer.Option(False, "--keep-views", help="Write rgb, depth, index, K, c2w to /views/<rig> (large)."),
     preview: Optional[Path] = typer.Option(None, "--preview", help="Write a contact sheet PNG of the first samples."),
     preview_count: int = typer.Option(4, "--preview-count", help="Samples on the contact sheet."),
@@ -40,7 +42,7 @@ def render_command(
     apply_json(json)
     from afcli.lift.pipeline import RenderSettings, render_store
 
-    settings = RenderSettings(views, size, rig, backend, splat_radius).check()
+    settings = RenderSettings(views, size, rig, backend, splat_radius, background, light).check()
     path = _target(target, store)
     with progress("render") as (advance, set_total):
         result = render_store(
@@ -63,6 +65,8 @@ def lift_command(
     rig: Optional[str] = typer.Option(None, "--rig", help="sphere or ring [sphere]."),
     backend: Optional[str] = typer.Option(None, "--backend", help="Mesh renderer: auto, embree or torch [auto]."),
     splat_radius: Optional[float] = typer.Option(None, "--splat-radius", help="Point splat radius in pixels [2 at 224 px]."),
+    background: Optional[int] = typer.Option(None, "--background", help="Grey level of empty pixels [255]."),
+    light: Optional[str] = typer.Option(None, "--light", help="Direction towards the light, camera X,Y,Z [-0.4,-0.6,-1]."),
     interp: Optional[str] = typer.Option(None, "--interp", help="nearest (the paper's) or bilinear [nearest]."),
     normalize_views: Optional[bool] = typer.Option(None, "--normalize-views/--no-normalize-views", help="L2-normalise each view's features before averaging."),
     view_weight: Optional[str] = typer.Option(None, "--view-weight", help="none or cosine (|normal · ray|) [none]."),
@@ -84,7 +88,8 @@ def lift_command(
     settings = override(
         settings, teacher=teacher, weights=weights, blocks=blocks, teacher_size=teacher_size, batch_views=batch_views,
         device=device, **{"render.views": views, "render.size": size, "render.rig": rig, "render.backend": backend,
-                          "render.splat_radius": splat_radius, "lift.interp": interp, "lift.normalize_views": normalize_views,
+                          "render.splat_radius": splat_radius, "render.background": background, "render.light": light,
+                          "lift.interp": interp, "lift.normalize_views": normalize_views,
                           "lift.view_weight": view_weight, "lift.tolerance": tolerance},
     )
     settings.offline = settings.offline or offline

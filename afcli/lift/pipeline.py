@@ -36,6 +36,22 @@ class RenderSettings:
     rig: str = "sphere"
     backend: str = "auto"
     splat_radius: float | None = None
+    background: int = 255  # grey level of empty pixels
+    light: str = "-0.4,-0.6,-1"  # direction towards the light in camera coordinates (x right, y down, z forward)
+
+    def light_direction(self) -> tuple[float, float, float]:
+        try:
+            x, y, z = (float(part) for part in self.light.split(","))
+        except ValueError:
+            raise InputError(f"--light {self.light!r}: expected X,Y,Z (camera coordinates), e.g. -0.4,-0.6,-1") from None
+        if x == y == z == 0:
+            raise InputError("--light must not be 0,0,0")
+        return x, y, z
+
+    def render_options(self) -> dict:
+        """Keyword arguments of :func:`afcli.render.render`."""
+        return {"backend": self.backend, "splat_radius": self.splat_radius, "light": self.light_direction(),
+                "background": (self.background,) * 3}
 
     def check(self) -> "RenderSettings":
         from afcli.render import BACKENDS
@@ -48,6 +64,9 @@ class RenderSettings:
             raise InputError(f"--size must be at least 8 pixels, got {self.size}")
         if self.splat_radius is not None and not self.splat_radius >= 0:
             raise InputError(f"--splat-radius must be ≥ 0, got {self.splat_radius}")
+        if not 0 <= self.background <= 255:
+            raise InputError(f"--background must be a grey level 0..255, got {self.background}")
+        self.light_direction()
         return self
 
 
@@ -133,7 +152,7 @@ def diameter(points: torch.Tensor) -> float:
 def lift_sample(teacher, shape: Shape, points, own_ids, normals, cameras, settings: LiftSettings, clock: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """Features (N, D) of one sample and its seen mask; adds the time of each phase to ``clock``."""
     start = time.perf_counter()
-    views = render(shape, cameras, backend=settings.render.backend, splat_radius=settings.render.splat_radius)
+    views = render(shape, cameras, **settings.render.render_options())
     pixels, z = views.cameras.project(points)
     visible = render_visibility(pixels, z, views.index, views.depth, own_ids, settings.lift.tolerance * diameter(points))
     clock["render"] += time.perf_counter() - start
@@ -160,7 +179,8 @@ def feature_attrs(teacher, settings: LiftSettings) -> dict:
     attrs = {key: str(value) for key, value in teacher.provenance().items()}
     attrs.update(
         views=settings.render.views, size=settings.render.size, rig=settings.render.rig,
-        splat_radius=str(settings.render.splat_radius), interp=settings.lift.interp,
+        splat_radius=str(settings.render.splat_radius), background=settings.render.background,
+        light=settings.render.light, interp=settings.lift.interp,
         normalize_views=settings.lift.normalize_views, view_weight=settings.lift.view_weight,
         tolerance=settings.lift.tolerance, fill_neighbours=settings.lift.fill_neighbours,
         afcli_version=__version__,
@@ -429,6 +449,7 @@ def render_store(
     V, S = settings.views, settings.size
     group, stage = f"views/{settings.rig}", f"render-{settings.rig}"
     attrs = {"views": V, "size": S, "rig": settings.rig, "splat_radius": str(settings.splat_radius),
+             "background": settings.background, "light": settings.light,
              "convention": "OpenCV: x right, y down, z forward; depth along the optical axis, 0 = background; index -1 = background"}
     sheet_rows, timing, visible_fraction, backends = [], 0.0, [], set()
     with StoreWriter(store) as writer:
@@ -446,7 +467,7 @@ def render_store(
         for row in todo:
             shape, points, _, own_ids = load_shape(writer.f, writer.path, row, device)
             start = time.perf_counter()
-            views = render(shape, cameras, backend=settings.backend, splat_radius=settings.splat_radius)
+            views = render(shape, cameras, **settings.render_options())
             _sync(views.depth)
             timing += time.perf_counter() - start
             backends.add(views.backend)
