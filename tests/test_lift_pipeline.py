@@ -232,3 +232,42 @@ def test_ragged_store_of_clouds(tmp_path, tiny_weights):
         assert a["features/dinov3-vits16"].shape == (sum(sizes), 32)
         assert np.allclose(a["features/dinov3-vits16"][:], b["features/dinov3-vits16"][:], atol=2e-3)
         assert a["features/dinov3-vits16_seen"][:].mean() > 0.5
+
+
+def test_sigkill_then_resume_gives_identical_features(store_copy, tmp_path, tiny_weights):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from afcli.store import open_store, verify_store
+
+    killed = tmp_path / "killed.h5"
+    shutil.copy(store_copy, killed)
+
+    def command(store):
+        return [sys.executable, "-m", "afcli", "-q", "lift", str(store), "--teacher", "dinov3:vits16",
+                "--weights", str(tiny_weights["dinov3"]), "--size", "64"]
+
+    subprocess.run(command(store_copy), check=True)
+    process = subprocess.Popen(command(killed))
+    deadline, done = time.time() + 120, 0
+    while process.poll() is None and time.time() < deadline and done < 4:
+        try:
+            with h5py.File(killed, "r", swmr=True) as f:
+                done = int((f["status/lift-dinov3-vits16"][:] == DONE).sum())
+        except (OSError, KeyError):
+            done = 0
+        time.sleep(0.02)
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert verify_store(killed)["ok"]
+    with open_store(killed) as f:  # still marked "open for write" by the killed writer
+        finished = int((f["status/lift-dinov3-vits16"][:] == DONE).sum())
+    subprocess.run(command(killed), check=True)
+    with h5py.File(store_copy, "r") as a, h5py.File(killed, "r") as b:
+        assert 0 < finished < int((a["status/import"][:] == DONE).sum())
+        for name in ("features/dinov3-vits16", "features/dinov3-vits16_seen", "status/lift-dinov3-vits16"):
+            assert np.array_equal(a[name][:], b[name][:]), name
