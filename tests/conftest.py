@@ -83,3 +83,23 @@ def tiny_weights(tmp_path_factory) -> dict:
     (clip_dir / "open_clip_config.json").write_text(json.dumps({"model_cfg": model_cfg, "preprocess_cfg": preprocess}))
     torch.save(open_clip.CLIP(**model_cfg).state_dict(), clip_dir / "open_clip_pytorch_model.bin")
     return {"dinov3": root / "dinov3", "dinov2": root / "dinov2", "dinov2-reg": root / "dinov2-reg", "clip": clip_dir}
+
+
+@pytest.fixture(scope="session")
+def lifted_store(synth_store, tiny_weights, tmp_path_factory):
+    """The synth store with tiny-DINOv3 features lifted at 64 px: /features/dinov3-vits16 (32-d)."""
+    import shutil
+
+    from afcli.lift.pipeline import LiftSettings, RenderSettings, lift_store
+
+    path = tmp_path_factory.mktemp("lifted") / "shapes.h5"
+    shutil.copy(synth_store, path)
+    lift_store(path, LiftSettings(teacher="dinov3:vits16", weights=str(tiny_weights["dinov3"]), render=RenderSettings(size=64)))
+    return path
+
+
+TINY_MODEL = [
+    "--set", "model.depth=2", "--set", "model.trans_dim=48", "--set", "model.encoder_dims=48", "--set", "model.num_heads=2",
+    "--set", "model.decoder_heads=2", "--set", "model.decoder_depth=1", "--set", "model.num_group=16", "--set", "model.group_size=16",
+    "--set", "data.num_points=256",
+]

@@ -1,0 +1,1 @@
+"""Evaluation: benchmark metrics computed as each official code does, and representation probes."""

@@ -1,0 +1,307 @@
+"""Point-MAE (Pang et al., ECCV 2022) as the CMAT backbone — config, model and save/load in one file.
+
+Matches the original where CMAT does not say otherwise: FPS centres (first point index 0) and
+``group_size`` nearest neighbours relative to their centre; a mini-PointNet patch embedding
+(3→128→256, max-pool, concat → 512→``encoder_dims``, max-pool); a learned positional MLP on the
+centres (3→128→width, GELU) re-added before every block; pre-norm blocks without qkv bias, MLP
+ratio 4, drop path rising linearly to ``drop_path``; random masking of ``mask_ratio`` of the patches
+per sample, the encoder seeing the visible ones only; a final LayerNorm.
+
+Two reconstruction heads, chosen by ``reconstruction``:
+- ``centers`` (the CMAT paper: "a lightweight MLP decoder ... predicting the geometric center
+  coordinates of the masked patches"). The paper does not say how an MLP knows *which* masked
+  patch to predict; giving it the patch's centre would give the answer away. afcli's reading:
+  each masked slot is identified by its FPS rank (a learned slot embedding, no coordinates) and the
+  MLP maps [max-pooled visible tokens, slot embedding] to that patch's centre.
+- ``chamfer`` (Point-MAE and the CMAT authors' code): a 4-block transformer decoder over the
+  visible tokens and mask tokens (with the masked centres' positional embedding) predicts each
+  masked patch's ``group_size`` points relative to its centre.
+
+Randomness (masking, drop path) comes in as per-sample noise tensors rather than from the global
+RNG, so that a batch gives the same result whether it runs in one process or is split over ranks,
+and a resumed run replays exactly (see ``afcli.engine``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from afcli.errors import InputError
+from afcli.ops import fps, gather_points, group, knn, three_nn_interpolate
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.pt"
+RECONSTRUCTIONS = ("centers", "chamfer")
+
+
+@dataclass
+class PointMAEConfig:
+    num_group: int = 64
+    group_size: int = 32
+    trans_dim: int = 384
+    encoder_dims: int = 384
+    depth: int = 12
+    num_heads: int = 6
+    mlp_ratio: float = 4.0
+    drop_path: float = 0.1
+    mask_ratio: float = 0.6
+    reconstruction: str = "centers"
+    decoder_depth: int = 4
+    decoder_heads: int = 6
+
+    def check(self) -> "PointMAEConfig":
+        if self.reconstruction not in RECONSTRUCTIONS:
+            raise InputError(f"model.reconstruction must be one of {', '.join(RECONSTRUCTIONS)}, got {self.reconstruction!r}")
+        if self.trans_dim % self.num_heads or self.trans_dim % self.decoder_heads:
+            raise InputError(f"model.trans_dim {self.trans_dim} must divide by the head counts")
+        if not 0 < self.mask_ratio < 1 or int(self.mask_ratio * self.num_group) < 1:
+            raise InputError(f"model.mask_ratio {self.mask_ratio} must mask at least one of {self.num_group} patches and keep one")
+        return self
+
+    @property
+    def num_mask(self) -> int:
+        return int(self.mask_ratio * self.num_group)
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over ranks whose gradient is the sum over ranks of the incoming gradients."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        tensor = tensor.clone()
+        dist.all_reduce(tensor)
+        return tensor
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+class BatchNorm1d(nn.BatchNorm1d):
+    """BatchNorm whose batch statistics span every rank of a data-parallel job (all-reduced with
+    autograd), so N processes normalise exactly like one process with the whole batch. Works with
+    gloo on CPU, unlike ``nn.SyncBatchNorm``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        dims = [0, 2] if x.dim() == 3 else [0]
+        count = torch.tensor(float(x.numel() // x.shape[1]), device=x.device)
+        stats = torch.cat([x.sum(dims), (x * x).sum(dims), count.view(1)])
+        stats = _AllReduceSum.apply(stats)
+        total = stats[-1]
+        mean = stats[: x.shape[1]] / total
+        var = stats[x.shape[1] : 2 * x.shape[1]] / total - mean * mean
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            self.running_mean.mul_(1 - self.momentum).add_(self.momentum * mean)
+            self.running_var.mul_(1 - self.momentum).add_(self.momentum * var * total / (total - 1))
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        normed = (x - mean.view(shape)) / torch.sqrt(var.view(shape) + self.eps)
+        return normed * self.weight.view(shape) + self.bias.view(shape)
+
+
+class PatchEmbed(nn.Module):
+    """Mini-PointNet: one token per neighbourhood (B, G, K, 3) → (B, G, C)."""
+
+    def __init__(self, dims: int):
+        super().__init__()
+        self.first_conv = nn.Sequential(nn.Conv1d(3, 128, 1), BatchNorm1d(128), nn.ReLU(inplace=True), nn.Conv1d(128, 256, 1))
+        self.second_conv = nn.Sequential(nn.Conv1d(512, 512, 1), BatchNorm1d(512), nn.ReLU(inplace=True), nn.Conv1d(512, dims, 1))
+
+    def forward(self, neighbourhoods: torch.Tensor) -> torch.Tensor:
+        batch, groups, size, _ = neighbourhoods.shape
+        x = self.first_conv(neighbourhoods.reshape(batch * groups, size, 3).transpose(2, 1))
+        pooled = x.max(dim=2, keepdim=True).values
+        x = self.second_conv(torch.cat([pooled.expand(-1, -1, size), x], dim=1))
+        return x.max(dim=2).values.reshape(batch, groups, -1)
+
+
+class Block(nn.Module):
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, drop_path: float):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.heads = heads
+        self.qkv = nn.Linear(dim, dim * 3, bias=False)
+        self.proj = nn.Linear(dim, dim)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+        self.drop_path = drop_path
+
+    def _drop(self, x: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+        """Stochastic depth: drop the branch of sample b when its noise is below the drop rate."""
+        if not self.training or self.drop_path == 0 or noise is None:
+            return x
+        keep = (noise >= self.drop_path).to(x.dtype) / (1 - self.drop_path)
+        return x * keep.view(-1, 1, 1)
+
+    def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        batch, tokens, dim = x.shape
+        qkv = self.qkv(self.norm1(x)).reshape(batch, tokens, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
+        attended = nn.functional.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
+        x = x + self._drop(self.proj(attended.transpose(1, 2).reshape(batch, tokens, dim)), None if noise is None else noise[:, 0])
+        return x + self._drop(self.mlp(self.norm2(x)), None if noise is None else noise[:, 1])
+
+
+class Transformer(nn.Module):
+    """Blocks with the positional embedding re-added before each one (Point-MAE)."""
+
+    def __init__(self, dim: int, depth: int, heads: int, mlp_ratio: float, drop_path: float):
+        super().__init__()
+        rates = torch.linspace(0, drop_path, depth).tolist()
+        self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio, rate) for rate in rates)
+
+    def forward(self, x: torch.Tensor, pos: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        for i, block in enumerate(self.blocks):
+            x = block(x + pos, None if noise is None else noise[:, i])
+        return x
+
+
+def _position_mlp(dim: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(3, 128), nn.GELU(), nn.Linear(128, dim))
+
+
+class PointMAE(nn.Module):
+    def __init__(self, config: PointMAEConfig):
+        super().__init__()
+        self.config = config.check()
+        c = config
+        self.patch_embed = PatchEmbed(c.encoder_dims)
+        self.reduce = nn.Linear(c.encoder_dims, c.trans_dim) if c.encoder_dims != c.trans_dim else nn.Identity()
+        self.pos_embed = _position_mlp(c.trans_dim)
+        self.encoder = Transformer(c.trans_dim, c.depth, c.num_heads, c.mlp_ratio, c.drop_path)
+        self.norm = nn.LayerNorm(c.trans_dim)
+        if c.reconstruction == "chamfer":
+            self.mask_token = nn.Parameter(torch.zeros(1, 1, c.trans_dim))
+            self.decoder_pos_embed = _position_mlp(c.trans_dim)
+            self.decoder = Transformer(c.trans_dim, c.decoder_depth, c.decoder_heads, c.mlp_ratio, c.drop_path)
+            self.decoder_norm = nn.LayerNorm(c.trans_dim)
+            self.point_head = nn.Conv1d(c.trans_dim, 3 * c.group_size, 1)
+        else:
+            self.slot_embed = nn.Embedding(c.num_group, c.trans_dim)
+            self.centre_head = nn.Sequential(nn.Linear(2 * c.trans_dim, c.trans_dim), nn.GELU(), nn.Linear(c.trans_dim, 3))
+        self.apply(self._init)
+        if c.reconstruction == "chamfer":
+            nn.init.trunc_normal_(self.mask_token, std=0.02)
+
+    @staticmethod
+    def _init(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Conv1d)):
+            nn.init.trunc_normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    # -- grouping ----------------------------------------------------------------------------------
+    def group(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Centres (B, G, 3), kNN indices (B, G, K) and centre-relative neighbourhoods (B, G, K, 3)."""
+        c = self.config
+        if points.shape[1] < c.group_size or points.shape[1] < c.num_group:
+            raise InputError(f"{points.shape[1]} points cannot make {c.num_group} groups of {c.group_size}")
+        centres = gather_points(points, fps(points, c.num_group))
+        index, _ = knn(points, centres, c.group_size)
+        return centres, index, group(points, index, centres)
+
+    # -- encoder -----------------------------------------------------------------------------------
+    def encode(self, neighbourhoods, centres, visible: torch.Tensor | None = None, drop_noise=None) -> torch.Tensor:
+        """Tokens (B, V, C) of the patches listed in ``visible`` (B, V) (all patches when None)."""
+        tokens = self.reduce(self.patch_embed(neighbourhoods))  # every patch: BN statistics as in Point-MAE
+        if visible is not None:
+            tokens, centres = gather_points(tokens, visible), gather_points(centres, visible)
+        return self.norm(self.encoder(tokens, self.pos_embed(centres), drop_noise))
+
+    def split(self, mask_noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Visible (B, G-M) and masked (B, M) patch indices, each in FPS order: the M patches with
+        the smallest noise are masked."""
+        order = mask_noise.argsort(dim=1)
+        masked = order[:, : self.config.num_mask].sort(dim=1).values
+        visible = order[:, self.config.num_mask :].sort(dim=1).values
+        return visible, masked
+
+    def forward(self, points: torch.Tensor, mask_noise: torch.Tensor, drop_noise: torch.Tensor | None = None) -> dict:
+        """Everything the CMAT losses need for one batch of points (B, N, 3).
+
+        ``mask_noise`` (B, G) uniform picks the masked patches; ``drop_noise`` (B, depth + decoder
+        depth, 2) uniform drives stochastic depth (None: no drop path).
+        """
+        c = self.config
+        centres, index, neighbourhoods = self.group(points)
+        visible, masked = self.split(mask_noise)
+        encoder_noise = None if drop_noise is None else drop_noise[:, : c.depth]
+        tokens = self.encode(neighbourhoods, centres, visible, encoder_noise)
+        out = {"points": points, "centres": centres, "index": index, "visible": visible, "masked": masked, "tokens": tokens}
+        masked_centres = gather_points(centres, masked)
+        if c.reconstruction == "centers":
+            pooled = tokens.max(dim=1).values.unsqueeze(1).expand(-1, masked.shape[1], -1)
+            out["prediction"] = self.centre_head(torch.cat([pooled, self.slot_embed(masked)], dim=-1))
+            out["target"] = masked_centres
+        else:
+            decoder_noise = None if drop_noise is None else drop_noise[:, c.depth :]
+            positions = self.decoder_pos_embed(torch.cat([gather_points(centres, visible), masked_centres], dim=1))
+            x = torch.cat([tokens, self.mask_token.expand(points.shape[0], masked.shape[1], -1)], dim=1)
+            x = self.decoder_norm(self.decoder(x, positions, decoder_noise))[:, -masked.shape[1] :]
+            batch, count = masked.shape
+            out["prediction"] = self.point_head(x.transpose(1, 2)).transpose(1, 2).reshape(batch, count, c.group_size, 3)
+            out["target"] = gather_points(neighbourhoods.flatten(2), masked).reshape(batch, count, c.group_size, 3)
+        return out
+
+    # -- downstream --------------------------------------------------------------------------------
+    def forward_features(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Tokens of every patch (B, G, C), their centres (B, G, 3) and kNN indices (B, G, K)."""
+        centres, index, neighbourhoods = self.group(points)
+        return self.encode(neighbourhoods, centres), centres, index
+
+    def point_features(self, points: torch.Tensor) -> torch.Tensor:
+        """Per-point features (B, N, C): patch tokens carried to the points by three-NN interpolation."""
+        tokens, centres, _ = self.forward_features(points)
+        return three_nn_interpolate(points, centres, tokens)
+
+    # -- save / load -------------------------------------------------------------------------------
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """``config.json`` + ``model.pt`` (tensors only), each written to a temporary file and renamed."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / (CONFIG_NAME + ".tmp")
+        tmp.write_text(json.dumps(asdict(self.config), indent=2))
+        tmp.replace(folder / CONFIG_NAME)
+        tmp = folder / (WEIGHTS_NAME + ".tmp")
+        torch.save(self.state_dict(), tmp)
+        tmp.replace(folder / WEIGHTS_NAME)
+        return folder
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, map_location="cpu") -> "PointMAE":
+        """Strict: a missing or unexpected weight, or an unknown config key, is an error."""
+        folder = Path(folder)
+        if not (folder / CONFIG_NAME).is_file() or not (folder / WEIGHTS_NAME).is_file():
+            raise InputError(f"not a Point-MAE checkpoint (needs {CONFIG_NAME} and {WEIGHTS_NAME})", folder)
+        try:
+            values = json.loads((folder / CONFIG_NAME).read_text())
+        except json.JSONDecodeError as error:
+            raise InputError(f"unreadable {CONFIG_NAME} ({error})", folder) from None
+        known = {f.name for f in fields(PointMAEConfig)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InputError(f"unknown config key {unknown[0]!r} in {CONFIG_NAME}", folder)
+        model = cls(PointMAEConfig(**values))
+        state = torch.load(folder / WEIGHTS_NAME, map_location=map_location, weights_only=True)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            problem = f"missing weights {missing[:3]}" if missing else f"unexpected weights {unexpected[:3]}"
+            raise InputError(f"{problem} in {WEIGHTS_NAME}", folder)
+        return model

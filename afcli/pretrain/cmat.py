@@ -1,0 +1,210 @@
+"""``afcli pretrain cmat``: the CMAT Stage 2 task — Point-MAE distilled from lifted 2D features.
+
+The defaults are the paper's recipe (``recipes/cmat/pretrain-paper.yaml``); the authors' code is
+``recipes/cmat/pretrain-official.yaml``. Both are settings of this one implementation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from afcli import __version__
+from afcli.engine.distributed import Launch, launch, launched_externally, setup, teardown
+from afcli.engine.trainer import CHECKPOINT, OptimSettings, train
+from afcli.errors import InputError
+from afcli.losses.cmat import CMATLossConfig, cmat_loss
+from afcli.models.point_mae import PointMAE, PointMAEConfig
+
+SAMPLINGS = ("fps", "fps_random_start", "random")
+AUGMENTATIONS = ("none", "scale_translate")
+CONFIG_FILE = "config.yaml"
+
+
+@dataclass
+class DataSettings:
+    store: str | None = None
+    teacher: str | None = None  # teacher id in the store (dinov3-vitl16) or its spec (dinov3:vitl16)
+    num_points: int = 2048
+    sampling: str = "fps"  # how to pick num_points of a larger sample
+    augment: str = "none"
+    teacher_dim: int | None = None  # project teacher features to this many dims (fixed random matrix)
+    workers: int = 0
+
+    @property
+    def teacher_id(self) -> str | None:
+        return None if self.teacher is None else self.teacher.replace(":", "-").replace("/", "-")
+
+
+@dataclass
+class CMATSettings:
+    model: PointMAEConfig = field(default_factory=PointMAEConfig)
+    loss: CMATLossConfig = field(default_factory=CMATLossConfig)
+    optim: OptimSettings = field(default_factory=lambda: OptimSettings(lr=1e-4, weight_decay=0.05, warmup_epochs=15))
+    data: DataSettings = field(default_factory=DataSettings)
+    epochs: int = 150
+    batch_size: int = 128  # global, whatever the number of processes
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+
+    def check(self) -> "CMATSettings":
+        self.model.check()
+        self.loss.check()
+        if self.data.store is None:
+            raise InputError("no store given (--store S.h5)")
+        if "aff" in self.loss.enabled and self.data.teacher is None:
+            raise InputError("the affinity loss needs lifted features: --teacher (e.g. dinov3-vitl16), or --set loss.terms=rec")
+        if self.data.sampling not in SAMPLINGS or self.data.augment not in AUGMENTATIONS:
+            raise InputError(f"data.sampling must be one of {', '.join(SAMPLINGS)} and data.augment one of {', '.join(AUGMENTATIONS)}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise InputError("epochs and batch_size must be positive")
+        return self
+
+
+class PretrainPoints(torch.utils.data.Dataset):
+    """Samples of a store as CMAT batches: points, teacher features and the per-sample noise for
+    masking and drop path, all seeded by ``(seed, epoch, index)``."""
+
+    def __init__(self, settings: CMATSettings):
+        from afcli.store import StoreDataset
+
+        data = settings.data
+        arrays = ["points/xyz"] + ([f"features/{data.teacher_id}"] if data.teacher_id else [])
+        require = f"lift-{data.teacher_id}" if data.teacher_id else "import"
+        self.base = StoreDataset(data.store, arrays, require=require)
+        self.settings = settings
+        self.epoch = 0
+        self.projection = None
+        if data.teacher_id and data.teacher_dim:
+            with torch.no_grad():
+                dim = self.base[0][f"features/{data.teacher_id}"].shape[-1]
+                generator = torch.Generator().manual_seed(settings.seed)
+                self.projection = torch.randn(dim, data.teacher_dim, generator=generator) / data.teacher_dim**0.5
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> dict:
+        settings, data = self.settings, self.settings.data
+        rng = np.random.default_rng([settings.seed, self.epoch, index])
+        item = self.base[index]
+        points = item["points/xyz"].float()
+        keep = self._sample(points, rng)
+        points = points[keep]
+        if data.augment == "scale_translate":  # Point-MAE's PointcloudScaleAndTranslate, per axis
+            scale = torch.from_numpy(rng.uniform(2 / 3, 3 / 2, 3)).float()
+            shift = torch.from_numpy(rng.uniform(-0.2, 0.2, 3)).float()
+            points = points * scale + shift
+        model = settings.model
+        out = {
+            "points": points,
+            "mask_noise": torch.from_numpy(rng.random(model.num_group)).float(),
+            "drop_noise": torch.from_numpy(rng.random((model.depth + model.decoder_depth, 2))).float(),
+        }
+        if data.teacher_id:
+            teacher = item[f"features/{data.teacher_id}"][keep].float()
+            out["teacher"] = teacher @ self.projection if self.projection is not None else teacher
+        return out
+
+    def _sample(self, points: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        count, wanted = points.shape[0], self.settings.data.num_points
+        if count == wanted:
+            return torch.arange(count)
+        if count < wanted:  # pad with random repeats (the CMAT code)
+            return torch.from_numpy(np.concatenate([np.arange(count), rng.choice(count, wanted - count)]))
+        if self.settings.data.sampling == "random":
+            return torch.from_numpy(rng.choice(count, wanted, replace=False))
+        from afcli.ops import fps
+
+        start = int(rng.integers(count)) if self.settings.data.sampling == "fps_random_start" else 0
+        return fps(points.unsqueeze(0), wanted, start=start)[0]
+
+
+class CMATTask:
+    def __init__(self, settings: CMATSettings):
+        self.settings = settings
+        self.find_unused_parameters = "rec" not in settings.loss.enabled
+
+    def build_model(self) -> PointMAE:
+        return PointMAE(self.settings.model)
+
+    def dataset(self) -> PretrainPoints:
+        return PretrainPoints(self.settings)
+
+    def loss(self, model, batch: dict) -> dict[str, torch.Tensor]:
+        drop = batch["drop_noise"] if self.settings.model.drop_path > 0 else None
+        out = model(batch["points"], batch["mask_noise"], drop)
+        return cmat_loss(out, batch.get("teacher"), self.settings.loss)
+
+    def export(self, model: PointMAE, folder: Path) -> None:
+        model.save_pretrained(folder)
+
+
+def _git_revision() -> str:
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5)
+    except OSError:
+        return "unknown"
+    return result.stdout.strip() or "unknown"
+
+
+def prepare_run(settings: CMATSettings, run_dir: Path, resume: bool) -> CMATSettings:
+    """Create the run directory (config, meta) or, resuming, read the settings it was started with."""
+    import yaml
+
+    from afcli.config import build
+
+    if resume:
+        if not (run_dir / CHECKPOINT).is_file():
+            raise InputError(f"nothing to resume: no {CHECKPOINT}", run_dir)
+        recorded = yaml.safe_load((run_dir / CONFIG_FILE).read_text())
+        resumed = build(CMATSettings, recorded["settings"], run_dir / CONFIG_FILE)
+        resumed.epochs = settings.epochs  # the one setting a resumed run may change: train longer
+        resumed.device = settings.device
+        return resumed.check()
+    settings.check()
+    if (run_dir / CHECKPOINT).exists():
+        raise InputError("run directory already holds a run (--resume to continue it, or choose another --run)", run_dir)
+    if launched_externally() and int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0"))) != 0:
+        return settings  # rank 0 writes the run directory
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / CONFIG_FILE).write_text(yaml.safe_dump({"stage": "pretrain", "method": "cmat", "settings": asdict(settings)}, sort_keys=False))
+    meta = {"afcli_version": __version__, "git_revision": _git_revision(), "seed": settings.seed, "command": sys.argv}
+    (run_dir / "meta.json").write_text(json.dumps(meta, indent=2))
+    return settings
+
+
+def _rank_main(settings: CMATSettings, run_dir: Path, resume: bool, show_progress: bool) -> dict:
+    """One process of the job (the only one without --gpus)."""
+    from afcli.console import options, progress
+
+    rank = setup(settings.device)
+    try:
+        if not rank.main or not show_progress:
+            options.quiet = True
+        with progress("pretrain cmat") as (advance, set_total):
+            result = train(
+                CMATTask(settings), epochs=settings.epochs, batch_size=settings.batch_size, seed=settings.seed,
+                optim=settings.optim, workers=settings.data.workers, amp=settings.amp, run_dir=run_dir, rank=rank,
+                resume=resume, advance=advance, on_total=set_total,
+            )
+        result.update(run=str(run_dir), world_size=rank.world_size, device=str(rank.device))
+        return result
+    finally:
+        teardown()
+
+
+def pretrain(settings: CMATSettings, run_dir: str | Path, *, resume: bool = False, plan: Launch | None = None, show_progress: bool = True) -> dict:
+    """Pre-train (or resume) a CMAT backbone into ``run_dir``; ``plan`` launches several processes."""
+    run_dir = Path(run_dir)
+    settings = prepare_run(settings, run_dir, resume)
+    plan = plan or Launch()
+    return launch(plan, _rank_main, settings, run_dir, resume, show_progress)
