@@ -71,7 +71,7 @@ def test_sigkill_mid_run_then_resume_matches_an_unbroken_run(lifted_store, tmp_p
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert torch.load(killed / "last.pt", weights_only=True)["epoch"] < epochs - 1
-    subprocess.run(command + ["--resume"], check=True)
+    subprocess.run([sys.executable, "-m", "afcli", "-q", "pretrain", "cmat", "--run", str(killed), "--resume"], check=True)
     a = torch.load(unbroken / "model" / "model.pt", weights_only=True)
     b = torch.load(killed / "model" / "model.pt", weights_only=True)
     assert all(torch.equal(a[key], b[key]) for key in a)

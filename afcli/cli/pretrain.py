@@ -38,21 +38,24 @@ def cmat(
     apply_json(json)
     from afcli.config import apply_sets, load_recipe, override
     from afcli.engine.distributed import Launch
-    from afcli.pretrain.cmat import CMATSettings, pretrain
+    from afcli.errors import InputError
+    from afcli.pretrain.cmat import CMATSettings, pretrain, resume_run
 
-    if resume and run is None:
-        from afcli.errors import InputError
-
-        raise InputError("--resume needs --run DIR (the run to continue)")
-    settings = load_recipe(recipe, CMATSettings, "pretrain")[0] if recipe is not None else CMATSettings()
-    settings = override(
-        settings, epochs=epochs, batch_size=batch_size, device=device,
-        **{"data.store": None if store is None else str(store), "data.teacher": teacher, "data.workers": workers},
-    )
-    apply_sets(settings, set_ or [])
-    run = run or Path("runs") / time.strftime("cmat-%Y%m%d-%H%M%S")
     plan = Launch(gpus, nodes, node_rank, master_addr, master_port).check()
-    result = pretrain(settings, run, resume=resume, plan=plan)
+    if resume:
+        if run is None:
+            raise InputError("--resume needs --run DIR (the run to continue)")
+        if store or teacher or recipe or set_ or batch_size or workers is not None:
+            raise InputError("--resume continues a run with its recorded settings; only --epochs and --device may change")
+        result = resume_run(run, epochs=epochs, device=device, plan=plan)
+    else:
+        settings = load_recipe(recipe, CMATSettings, "pretrain")[0] if recipe is not None else CMATSettings()
+        settings = override(
+            settings, epochs=epochs, batch_size=batch_size, device=device,
+            **{"data.store": None if store is None else str(store), "data.teacher": teacher, "data.workers": workers},
+        )
+        apply_sets(settings, set_ or [])
+        result = pretrain(settings, run or Path("runs") / time.strftime("cmat-%Y%m%d-%H%M%S"), plan=plan)
     last = [r for r in result.pop("history") if r["epoch"] == result["epochs"] - 1]
     terms = [key for key in (last[0] if last else {}) if key not in ("epoch", "step", "lr")]
     result["last_epoch"] = {term: sum(r[term] for r in last) / len(last) for term in terms}

@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from afcli.errors import InputError
+from afcli.errors import InputError, RunError
 
 DEFAULT_PORT = 29500
 
@@ -115,5 +115,11 @@ def launch(plan: Launch, entrypoint: Callable, *args):
         max_restarts=0,
         start_method="spawn",
     )
-    results = elastic_launch(config, entrypoint)(*args)
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    try:
+        results = elastic_launch(config, entrypoint)(*args)
+    except ChildFailedError as error:
+        rank, failure = error.get_first_failure()
+        raise RunError(f"rank {rank} stopped with exit code {failure.exitcode} (its traceback is above); run again with --resume to continue") from None
     return results.get(0)

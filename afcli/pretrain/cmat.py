@@ -156,30 +156,41 @@ def _git_revision() -> str:
     return result.stdout.strip() or "unknown"
 
 
-def prepare_run(settings: CMATSettings, run_dir: Path, resume: bool) -> CMATSettings:
-    """Create the run directory (config, meta) or, resuming, read the settings it was started with."""
+def prepare_run(settings: CMATSettings | None, run_dir: Path, resume: dict | None) -> CMATSettings:
+    """Create the run directory (config, meta) or, resuming (``resume`` = the settings a resumed
+    run may change: epochs, device), read the settings it was started with. Runs in the launching
+    process, so bad input fails here, once, before any rank starts."""
+    settings = _settings_for_run(settings, run_dir, resume)
+    len(PretrainPoints(settings))  # the store, its teacher features and stages exist
+    if resume is None and not (launched_externally() and int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0"))) != 0):
+        _write_run(settings, run_dir)  # rank 0 writes the run directory
+    return settings
+
+
+def _settings_for_run(settings: CMATSettings | None, run_dir: Path, resume: dict | None) -> CMATSettings:
     import yaml
 
-    from afcli.config import build
+    from afcli.config import build, override
 
-    if resume:
+    if resume is not None:
         if not (run_dir / CHECKPOINT).is_file():
             raise InputError(f"nothing to resume: no {CHECKPOINT}", run_dir)
         recorded = yaml.safe_load((run_dir / CONFIG_FILE).read_text())
         resumed = build(CMATSettings, recorded["settings"], run_dir / CONFIG_FILE)
-        resumed.epochs = settings.epochs  # the one setting a resumed run may change: train longer
-        resumed.device = settings.device
-        return resumed.check()
+        return override(resumed, **resume).check()
     settings.check()
     if (run_dir / CHECKPOINT).exists():
         raise InputError("run directory already holds a run (--resume to continue it, or choose another --run)", run_dir)
-    if launched_externally() and int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0"))) != 0:
-        return settings  # rank 0 writes the run directory
+    return settings
+
+
+def _write_run(settings: CMATSettings, run_dir: Path) -> None:
+    import yaml
+
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / CONFIG_FILE).write_text(yaml.safe_dump({"stage": "pretrain", "method": "cmat", "settings": asdict(settings)}, sort_keys=False))
     meta = {"afcli_version": __version__, "git_revision": _git_revision(), "seed": settings.seed, "command": sys.argv}
     (run_dir / "meta.json").write_text(json.dumps(meta, indent=2))
-    return settings
 
 
 def _rank_main(settings: CMATSettings, run_dir: Path, resume: bool, show_progress: bool) -> dict:
@@ -202,9 +213,15 @@ def _rank_main(settings: CMATSettings, run_dir: Path, resume: bool, show_progres
         teardown()
 
 
-def pretrain(settings: CMATSettings, run_dir: str | Path, *, resume: bool = False, plan: Launch | None = None, show_progress: bool = True) -> dict:
-    """Pre-train (or resume) a CMAT backbone into ``run_dir``; ``plan`` launches several processes."""
+def pretrain(settings: CMATSettings, run_dir: str | Path, *, plan: Launch | None = None, show_progress: bool = True) -> dict:
+    """Pre-train a CMAT backbone into a new ``run_dir``; ``plan`` launches several processes."""
     run_dir = Path(run_dir)
-    settings = prepare_run(settings, run_dir, resume)
-    plan = plan or Launch()
-    return launch(plan, _rank_main, settings, run_dir, resume, show_progress)
+    settings = prepare_run(settings, run_dir, None)
+    return launch(plan or Launch(), _rank_main, settings, run_dir, False, show_progress)
+
+
+def resume_run(run_dir: str | Path, *, epochs: int | None = None, device: str | None = None, plan: Launch | None = None, show_progress: bool = True) -> dict:
+    """Continue the run in ``run_dir`` from its last epoch (optionally to more ``epochs``)."""
+    run_dir = Path(run_dir)
+    settings = prepare_run(None, run_dir, {"epochs": epochs, "device": device})
+    return launch(plan or Launch(), _rank_main, settings, run_dir, True, show_progress)
