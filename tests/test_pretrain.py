@@ -132,3 +132,24 @@ def test_probe_scores_held_out_shapes(afcli_cmd, lifted_store, tmp_path):
     assert [row["model"] for row in rows] == ["random init", str(tmp_path / "run")]
     for row in rows:
         assert 0 < row["miou"] <= 1 and row["test_shapes"] > 0 and row["train_shapes"] > row["test_shapes"]
+
+
+def test_samples_are_seeded_by_seed_epoch_and_index(lifted_store):
+    from afcli.pretrain.cmat import PretrainPoints
+
+    settings = tiny_settings(lifted_store)
+    settings.data.teacher_dim, settings.data.num_points, settings.data.augment = 8, 200, "scale_translate"
+    data = PretrainPoints(settings)
+    first = data[3]
+    assert first["points"].shape == (200, 3) and first["teacher"].shape == (200, 8)
+    assert first["mask_noise"].shape == (16,) and first["drop_noise"].shape == (3, 2)
+    assert all(torch.equal(first[k], data[3][k]) for k in first)  # same (seed, epoch, index): same draw
+    data.epoch = 1
+    assert not torch.equal(first["mask_noise"], data[3]["mask_noise"])
+    settings.data.sampling = "fps"
+    settings.data.augment = "none"
+    plain = PretrainPoints(settings)[3]
+    from afcli.store import StoreDataset
+
+    stored = StoreDataset(lifted_store, ["points/xyz"], require="lift-dinov3-vits16")[3]["points/xyz"]
+    assert torch.equal(plain["points"][0], stored[0])  # FPS from point 0 keeps it first

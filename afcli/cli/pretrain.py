@@ -21,6 +21,7 @@ def cmat(
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Lifted features to distil, e.g. dinov3-vitl16 (as in /features/)."),
     recipe: Optional[Path] = typer.Option(None, "--recipe", help="recipes/cmat/pretrain-paper.yaml (the defaults) or pretrain-official.yaml."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override any setting: --set optim.lr=3e-4 --set loss.terms=rec,aff."),
+    teacher_dim: Optional[int] = typer.Option(None, "--teacher-dim", help="Project teacher features to this many dims (fixed random matrix) to bound memory."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs [150]; with --resume, train on to this many."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Global batch size, split over all processes [128]."),
     run: Optional[Path] = typer.Option(None, "--run", help="Run directory [runs/cmat-<time>]."),
@@ -45,14 +46,15 @@ def cmat(
     if resume:
         if run is None:
             raise InputError("--resume needs --run DIR (the run to continue)")
-        if store or teacher or recipe or set_ or batch_size or workers is not None:
+        if store or teacher or recipe or set_ or batch_size or teacher_dim or workers is not None:
             raise InputError("--resume continues a run with its recorded settings; only --epochs and --device may change")
         result = resume_run(run, epochs=epochs, device=device, plan=plan)
     else:
         settings = load_recipe(recipe, CMATSettings, "pretrain")[0] if recipe is not None else CMATSettings()
         settings = override(
             settings, epochs=epochs, batch_size=batch_size, device=device,
-            **{"data.store": None if store is None else str(store), "data.teacher": teacher, "data.workers": workers},
+            **{"data.store": None if store is None else str(store), "data.teacher": teacher, "data.workers": workers,
+               "data.teacher_dim": teacher_dim},
         )
         apply_sets(settings, set_ or [])
         result = pretrain(settings, run or Path("runs") / time.strftime("cmat-%Y%m%d-%H%M%S"), plan=plan)
