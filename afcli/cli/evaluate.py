@@ -10,7 +10,36 @@ import typer
 from afcli.cli.common import JsonOption, apply_json, handle_errors
 from afcli.console import emit, progress, stdout, table
 
-app = typer.Typer(help="Evaluate models: linear part probe of pre-trained backbones.", no_args_is_help=True)
+app = typer.Typer(help="Evaluate: affordance metrics of saved predictions, linear part probe of backbones.", no_args_is_help=True)
+
+
+@app.command("affordance")
+@handle_errors
+def affordance(
+    predictions: Path = typer.Option(..., "--predictions", help="A .npz with pred (S, P), gt (S, P) and optionally object, affordance (S,)."),
+    protocol: str = typer.Option("standard", "--protocol", help="standard (LASO / IAGNet / GREAT, per sample) or cmat-pooled (the CMAT code)."),
+    json: JsonOption = False,
+) -> None:
+    """Score saved heat-map predictions with aIoU, AUC, SIM and MAE, as the benchmarks' code does."""
+    apply_json(json)
+    from afcli.metrics.affordance import evaluate, load_predictions
+
+    arrays = load_predictions(predictions)
+    result = evaluate(arrays["pred"], arrays["gt"], arrays.get("object"), arrays.get("affordance"), protocol)
+
+    def show(r: dict) -> None:
+        def row(name, m):
+            return (name, str(m["samples"]), f"{100 * m['aiou']:.2f}", f"{100 * m['auc']:.2f}", f"{m['sim']:.4f}", f"{m['mae']:.4f}")
+
+        columns = ["", "samples", "aIoU %", "AUC %", "SIM", "MAE"]
+        stdout.print(table(f"affordance metrics ({r['protocol']} protocol)", columns, [row("overall", r["overall"])]))
+        for key, title in (("per_object", "per object"), ("per_affordance", "per affordance")):
+            if key in r:
+                stdout.print(table(title, columns, [row(name, m) for name, m in r[key].items()]))
+        if r.get("empty_gt_samples"):
+            stdout.print(f"{r['empty_gt_samples']} samples with empty ground truth: left out of aIoU and AUC, counted in SIM and MAE")
+
+    emit(result, show)
 
 
 @app.command("probe")
