@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from afcli.cli.common import JsonOption, apply_json, handle_errors
-from afcli.console import emit, stdout, table
+from afcli.console import emit, options, stdout, table
 
 app = typer.Typer(help="Pre-train 3D backbones (CMAT: Point-MAE distilled from lifted 2D features).", no_args_is_help=True)
 
@@ -43,12 +43,13 @@ def cmat(
     from afcli.pretrain.cmat import CMATSettings, pretrain, resume_run
 
     plan = Launch(gpus, nodes, node_rank, master_addr, master_port).check()
+    show = not (options.json or options.quiet)  # ranks run in fresh processes: tell them
     if resume:
         if run is None:
             raise InputError("--resume needs --run DIR (the run to continue)")
         if store or teacher or recipe or set_ or batch_size or teacher_dim or workers is not None:
             raise InputError("--resume continues a run with its recorded settings; only --epochs and --device may change")
-        result = resume_run(run, epochs=epochs, device=device, plan=plan)
+        result = resume_run(run, epochs=epochs, device=device, plan=plan, show_progress=show)
     else:
         settings = load_recipe(recipe, CMATSettings, "pretrain")[0] if recipe is not None else CMATSettings()
         settings = override(
@@ -57,7 +58,7 @@ def cmat(
                "data.teacher_dim": teacher_dim},
         )
         apply_sets(settings, set_ or [])
-        result = pretrain(settings, run or Path("runs") / time.strftime("cmat-%Y%m%d-%H%M%S"), plan=plan)
+        result = pretrain(settings, run or Path("runs") / time.strftime("cmat-%Y%m%d-%H%M%S"), plan=plan, show_progress=show)
     last = [r for r in result.pop("history") if r["epoch"] == result["epochs"] - 1]
     terms = [key for key in (last[0] if last else {}) if key not in ("epoch", "step", "lr")]
     result["last_epoch"] = {term: sum(r[term] for r in last) / len(last) for term in terms}

@@ -142,7 +142,11 @@ class CMATTask:
     def loss(self, model, batch: dict) -> dict[str, torch.Tensor]:
         drop = batch["drop_noise"] if self.settings.model.drop_path > 0 else None
         out = model(batch["points"], batch["mask_noise"], drop)
-        return cmat_loss(out, batch.get("teacher"), self.settings.loss)
+        # The losses (cdist, logs of small distances, Gram matrices) in float32 even under AMP.
+        with torch.autocast(batch["points"].device.type, enabled=False):
+            out = {key: value.float() if torch.is_floating_point(value) else value for key, value in out.items()}
+            teacher = batch.get("teacher")
+            return cmat_loss(out, None if teacher is None else teacher.float(), self.settings.loss)
 
     def export(self, model: PointMAE, folder: Path) -> None:
         model.save_pretrained(folder)
