@@ -103,3 +103,13 @@ def test_variants_pick_patch_sets_and_pooling():
         CMATLossConfig(aff_student="tokens").check()
     with pytest.raises(InputError, match="loss.terms"):
         CMATLossConfig(terms="rec,contrast").check()
+
+
+def test_koleo_scope_batch_spans_shapes():
+    same = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]]])  # two shapes, identical patches
+    per_shape = koleo_loss(same)
+    across = koleo_loss(same.reshape(1, -1, 2))  # each patch has an identical twin in the other shape
+    assert per_shape.item() == pytest.approx(-math.log(math.sqrt(2)), rel=1e-6) and across > per_shape
+    with pytest.raises(InputError, match="koleo_scope"):
+        CMATLossConfig(koleo_scope="world").check()
+    CMATLossConfig(koleo_scope="batch").check()

@@ -15,7 +15,9 @@
   The paper leaves open where the per-point student features of masked patches come from (the
   encoder sees visible patches only); afcli propagates the visible tokens to every point.
 - ``div`` (Eq. 5, KoLeo): ℓ2-normalised student patch features, d_j the distance to the nearest
-  other patch of the same shape, ``-mean(log(d_j + eps))``. Not in the authors' code.
+  other patch of the same shape (``koleo_scope: shape``, Eq. 5's set of M patches), or of any shape
+  in the (per-process) batch (``batch``, as DINOv2 applies KoLeo), ``-mean(log(d_j + eps))``. Not in
+  the authors' code.
 Total = Σ λ_t · L_t over the enabled terms.
 """
 
@@ -41,6 +43,7 @@ class CMATLossConfig:
     aff_student: str = "points"
     aff_teacher: str = "group"
     koleo_eps: float = 1e-8
+    koleo_scope: str = "shape"  # nearest neighbour among the same shape's patches (Eq. 5) or the whole batch's
 
     @property
     def enabled(self) -> list[str]:
@@ -54,6 +57,7 @@ class CMATLossConfig:
             ("aff_patches", self.aff_patches, ("all", "visible")),
             ("aff_student", self.aff_student, ("points", "tokens")),
             ("aff_teacher", self.aff_teacher, ("group", "nearest")),
+            ("koleo_scope", self.koleo_scope, ("shape", "batch")),
         ):
             if value not in allowed:
                 raise InputError(f"loss.{key} must be one of {', '.join(allowed)}, got {value!r}")
@@ -141,7 +145,8 @@ def cmat_loss(out: dict, teacher: torch.Tensor | None, config: CMATLossConfig) -
         if "aff" in terms:
             losses["aff"] = affinity_loss(student, target.to(student.dtype))
         if "div" in terms:
-            losses["div"] = koleo_loss(student, config.koleo_eps)
+            spread = student if config.koleo_scope == "shape" else student.reshape(1, -1, student.shape[-1])
+            losses["div"] = koleo_loss(spread, config.koleo_eps)
     weights = {"rec": config.lambda_rec, "aff": config.lambda_aff, "div": config.lambda_div}
     losses["total"] = sum(weights[name] * value for name, value in losses.items())
     return losses
