@@ -193,7 +193,11 @@ def test_shards_of_an_interrupted_run_are_merged_on_rerun(store_copy, tmp_path, 
     messages = queue.Queue()
     with StoreWriter(store_copy) as writer:  # the parent had prepared the arrays before starting ranks
         _prepare(writer, job)
-    _rank_main(0, 2, store_copy, job, rows[0::2], messages)  # rank 0 finished; rank 1 was killed
+    threads = torch.get_num_threads()
+    try:
+        _rank_main(0, 2, store_copy, job, rows[0::2], messages)  # rank 0 finished; rank 1 was killed
+    finally:
+        torch.set_num_threads(threads)  # a rank sets its own share of the cores
     assert messages.get()[0] == "sample"
     assert len(list(tmp_path.glob("shapes.lift-dinov3-vits16-00000-of-00002.h5"))) == 1
     report = lift_store(store_copy, settings)

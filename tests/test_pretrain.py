@@ -54,13 +54,15 @@ def test_run_directory(afcli_cmd, lifted_store, tmp_path):
 
 def test_sigkill_mid_run_then_resume_matches_an_unbroken_run(lifted_store, tmp_path):
     epochs = 12
-    unbroken = tmp_path / "unbroken"
-    pretrain(tiny_settings(lifted_store, epochs=epochs), unbroken, show_progress=False)
-    killed = tmp_path / "killed"
-    command = [sys.executable, "-m", "afcli", "-q", "pretrain", "cmat", "--store", str(lifted_store), "--teacher", "dinov3-vits16",
-               "--epochs", str(epochs), "--batch-size", "4", "--run", str(killed), "--device", "cpu",
-               "--set", "optim.warmup_epochs=1", "--set", "optim.lr=1e-3", *TINY_MODEL]
-    process = subprocess.Popen(command)
+
+    def command(run):
+        return [sys.executable, "-m", "afcli", "-q", "pretrain", "cmat", "--store", str(lifted_store), "--teacher", "dinov3-vits16",
+                "--epochs", str(epochs), "--batch-size", "4", "--run", str(run), "--device", "cpu",
+                "--set", "optim.warmup_epochs=1", "--set", "optim.lr=1e-3", *TINY_MODEL]
+
+    unbroken, killed = tmp_path / "unbroken", tmp_path / "killed"
+    subprocess.run(command(unbroken), check=True)  # same process setup (threads …) as the killed run
+    process = subprocess.Popen(command(killed))
     deadline = time.time() + 600  # generous: CI machines can be slow
     while process.poll() is None and time.time() < deadline:
         metrics = killed / "metrics.jsonl"
