@@ -173,7 +173,7 @@ def test_several_processes_match_one_and_leave_no_shards(store_copy, tmp_path, t
         assert np.allclose(a["features/dinov3-vits16"][:], b["features/dinov3-vits16"][:], atol=2e-3)
         assert np.array_equal(a["features/dinov3-vits16_seen"][:], b["features/dinov3-vits16_seen"][:])
     with pytest.raises(InputError, match="CUDA devices"):
-        lift_store(single, LiftSettings(teacher="dinov3:vits16", weights=str(tiny_weights["dinov3"]), device="cuda"), gpus=64)
+        lift_store(single, LiftSettings(teacher="dinov3:vits16", weights=str(tiny_weights["dinov3"])), gpus=64)
 
 
 def test_shards_of_an_interrupted_run_are_merged_on_rerun(store_copy, tmp_path, tiny_weights):

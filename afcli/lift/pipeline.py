@@ -100,9 +100,12 @@ def pick_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        chosen = torch.device(device)
     except RuntimeError:
         raise InputError(f"unknown device {device!r} (auto, cpu, cuda, cuda:1 …)") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {device}: no CUDA device visible (use auto or cpu)")
+    return chosen
 
 
 def resolve_store(target: str | Path, store: str | Path | None, advance=lambda: None, on_total=lambda n: None) -> tuple[Path, dict | None]:

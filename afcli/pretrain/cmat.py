@@ -66,6 +66,10 @@ class CMATSettings:
             raise InputError(f"data.sampling must be one of {', '.join(SAMPLINGS)} and data.augment one of {', '.join(AUGMENTATIONS)}")
         if self.epochs < 1 or self.batch_size < 1:
             raise InputError("epochs and batch_size must be positive")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise InputError(f"--device {self.device}: no CUDA device visible (use auto or cpu)")
+        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+            raise InputError(f"--device {self.device!r}: choose auto, cpu or cuda[:i]")
         return self
 
 
