@@ -1,0 +1,67 @@
+"""LASO in its own format: pickles of arrays, the question table, the seen/unseen filters."""
+
+import csv
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+from afcli.data.laso import read_laso
+from afcli.errors import InputError
+
+
+def write_laso(root, split="test"):
+    rng = np.random.default_rng(0)
+    objects = {f"id{i}": rng.random((2048, 3)).astype(np.float32) for i in range(3)}
+    annotations = [
+        {"shape_id": "id0", "class": "mug", "affordance": "grasp", "mask": rng.random(2048).astype(np.float32)},
+        {"shape_id": "id1", "class": "scissors", "affordance": "cut", "mask": rng.random(2048).astype(np.float32)},
+        {"shape_id": "id1", "class": "scissors", "affordance": "move", "mask": rng.random(2048).astype(np.float32)},
+        {"shape_id": "id2", "class": "door", "affordance": "pull", "mask": rng.random(2048).astype(np.float32)},
+    ]
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f"anno_{split}.pkl", "wb") as handle:
+        pickle.dump(annotations, handle)
+    with open(root / f"objects_{split}.pkl", "wb") as handle:
+        pickle.dump(objects, handle)
+    with open(root / "Affordance-Question.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["Object", "Affordance"] + [f"Question{i}" for i in range(15)])
+        writer.writerow(["Mug", "grasp"] + [f"How do I hold the mug? ({i})" for i in range(15)])
+    return annotations, objects
+
+
+def test_reads_the_official_format_and_filters_seen_unseen(tmp_path):
+    annotations, objects = write_laso(tmp_path / "LASO_dataset")
+    samples = read_laso(tmp_path / "LASO_dataset", "test")
+    assert len(samples) == 4
+    assert np.array_equal(samples[0].mask, annotations[0]["mask"]) and np.array_equal(samples[1].points, objects["id1"])
+    assert samples[0].questions[0] == "How do I hold the mug? (0)" and len(samples[0].questions) == 15
+    assert [s.subset() for s in samples] == ["seen", "unseen", None, None]  # scissors+move and pull are in neither
+
+
+def test_refuses_pickles_that_would_run_code(tmp_path):
+    write_laso(tmp_path)
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo owned",))
+
+    with open(tmp_path / "anno_test.pkl", "wb") as handle:
+        pickle.dump([Evil()], handle)
+    with pytest.raises(InputError, match="refusing to load"):
+        read_laso(tmp_path, "test")
+
+
+def test_broken_inputs_name_the_file(tmp_path):
+    annotations, objects = write_laso(tmp_path)
+    del objects["id2"]
+    with open(tmp_path / "objects_test.pkl", "wb") as handle:
+        pickle.dump(objects, handle)
+    with pytest.raises(InputError, match="shape id2 missing from objects_test.pkl"):
+        read_laso(tmp_path, "test")
+    with pytest.raises(InputError, match="unknown LASO split"):
+        read_laso(tmp_path, "dev")
+    with pytest.raises(InputError, match="no such file"):
+        read_laso(tmp_path, "train")
