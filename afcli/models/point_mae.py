@@ -24,7 +24,6 @@ and a resumed run replays exactly (see ``afcli.engine``).
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -32,11 +31,11 @@ import torch
 from torch import nn
 
 from afcli.errors import InputError
+from afcli.models import io
 from afcli.ops import fps, gather_points, group, knn, three_nn_interpolate
 
 CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.pt"
-RECONSTRUCTIONS = ("centers", "chamfer")
+RECONSTRUCTIONS = ("centers", "chamfer", "none")  # none: the encoder alone, for downstream models
 
 
 @dataclass
@@ -190,7 +189,7 @@ class PointMAE(nn.Module):
             self.decoder = Transformer(c.trans_dim, c.decoder_depth, c.decoder_heads, c.mlp_ratio, c.drop_path)
             self.decoder_norm = nn.LayerNorm(c.trans_dim)
             self.point_head = nn.Conv1d(c.trans_dim, 3 * c.group_size, 1)
-        else:
+        elif c.reconstruction == "centers":
             self.slot_embed = nn.Embedding(c.num_group, c.trans_dim)
             self.centre_head = nn.Sequential(nn.Linear(2 * c.trans_dim, c.trans_dim), nn.GELU(), nn.Linear(c.trans_dim, 3))
         self.apply(self._init)
@@ -246,6 +245,8 @@ class PointMAE(nn.Module):
         tokens = self.encode(neighbourhoods, centres, visible, encoder_noise)
         out = {"points": points, "centres": centres, "index": index, "visible": visible, "masked": masked, "tokens": tokens}
         masked_centres = gather_points(centres, masked)
+        if c.reconstruction == "none":
+            raise InputError("this Point-MAE has no reconstruction head (reconstruction: none)")
         if c.reconstruction == "centers":
             pooled = tokens.max(dim=1).values.unsqueeze(1).expand(-1, masked.shape[1], -1)
             out["prediction"] = self.centre_head(torch.cat([pooled, self.slot_embed(masked)], dim=-1))
@@ -271,37 +272,20 @@ class PointMAE(nn.Module):
         tokens, centres, _ = self.forward_features(points)
         return three_nn_interpolate(points, centres, tokens)
 
+    def encoder_state(self) -> dict[str, torch.Tensor]:
+        """The weights a downstream model takes over: everything but the reconstruction head."""
+        head = ("mask_token", "decoder", "decoder_pos_embed", "decoder_norm", "point_head", "slot_embed", "centre_head")
+        return {key: value for key, value in self.state_dict().items() if key.split(".")[0] not in head}
+
     # -- save / load -------------------------------------------------------------------------------
     def save_pretrained(self, folder: str | Path) -> Path:
         """``config.json`` + ``model.pt`` (tensors only), each written to a temporary file and renamed."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / (CONFIG_NAME + ".tmp")
-        tmp.write_text(json.dumps(asdict(self.config), indent=2))
-        tmp.replace(folder / CONFIG_NAME)
-        tmp = folder / (WEIGHTS_NAME + ".tmp")
-        torch.save(self.state_dict(), tmp)
-        tmp.replace(folder / WEIGHTS_NAME)
-        return folder
+        return io.save(folder, CONFIG_NAME, asdict(self.config), self.state_dict())
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, map_location="cpu") -> "PointMAE":
         """Strict: a missing or unexpected weight, or an unknown config key, is an error."""
         folder = Path(folder)
-        if not (folder / CONFIG_NAME).is_file() or not (folder / WEIGHTS_NAME).is_file():
-            raise InputError(f"not a Point-MAE checkpoint (needs {CONFIG_NAME} and {WEIGHTS_NAME})", folder)
-        try:
-            values = json.loads((folder / CONFIG_NAME).read_text())
-        except json.JSONDecodeError as error:
-            raise InputError(f"unreadable {CONFIG_NAME} ({error})", folder) from None
-        known = {f.name for f in fields(PointMAEConfig)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError(f"unknown config key {unknown[0]!r} in {CONFIG_NAME}", folder)
-        model = cls(PointMAEConfig(**values))
-        state = torch.load(folder / WEIGHTS_NAME, map_location=map_location, weights_only=True)
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            problem = f"missing weights {missing[:3]}" if missing else f"unexpected weights {unexpected[:3]}"
-            raise InputError(f"{problem} in {WEIGHTS_NAME}", folder)
-        return model
+        values = io.read_config(folder, CONFIG_NAME, "Point-MAE")
+        io.check_keys(values, {f.name for f in fields(PointMAEConfig)}, folder, CONFIG_NAME)
+        return io.load_weights(cls(PointMAEConfig(**values)), folder, map_location)

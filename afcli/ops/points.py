@@ -148,15 +148,17 @@ def group(
 
 
 def three_nn_interpolate(
-    targets: torch.Tensor, sources: torch.Tensor, source_features: torch.Tensor, eps: float = 1e-8
+    targets: torch.Tensor, sources: torch.Tensor, source_features: torch.Tensor, eps: float = 1e-8, squared: bool = False
 ) -> torch.Tensor:
     """PointNet++ feature propagation: features of ``sources`` (B, m, 3) / (B, m, C) carried to
-    ``targets`` (B, n, 3) by inverse-Euclidean-distance weights of the 3 nearest sources.
+    ``targets`` (B, n, 3) by inverse-distance weights of the 3 nearest sources.
 
     Weights are ``1 / (d + eps)`` normalised to sum 1, with ``d`` the Euclidean distance, as in the
-    widely used PyTorch PointNet++ port (its ``three_nn`` returns square-rooted distances).
+    widely used PyTorch PointNet++ port (its ``three_nn`` returns square-rooted distances); with
+    ``squared=True`` they are ``1 / (d² + eps)``, as the Point-MAE / CMAT code's
+    ``PointNetFeaturePropagation`` computes them.
     """
-    index, squared = knn(sources, targets, min(3, sources.shape[1]))
-    weight = 1.0 / (squared.sqrt() + eps)
+    index, distance = knn(sources, targets, min(3, sources.shape[1]))
+    weight = 1.0 / ((distance if squared else distance.sqrt()) + eps)
     weight = weight / weight.sum(-1, keepdim=True)
     return (gather_points(source_features, index) * weight.unsqueeze(-1)).sum(2)
