@@ -188,7 +188,9 @@ class StoreWriter:
             )
         for key, value in attrs.items():
             stored = dataset.attrs.get(key)
-            if stored is None or not np.array_equal(np.asarray(stored), np.asarray(value)):
+            if stored is None:
+                raise InputError(f"/{name} was written without recording {key} (an older afcli), this run uses {_plain(value)}", self.path)
+            if not np.array_equal(np.asarray(stored), np.asarray(value)):
                 raise InputError(f"/{name} was written with {key}={_plain(stored)}, this run uses {_plain(value)}", self.path)
         return dataset
 
