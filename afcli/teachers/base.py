@@ -10,6 +10,7 @@ where it was looked for and how to fetch it.
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import os
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ class Preprocess:
         return f"resize {self.size}x{self.size} ({self.resample}, antialiased), mean {list(self.mean)}, std {list(self.std)}"
 
 
-class Teacher(torch.nn.Module):
+class Teacher(torch.nn.Module, abc.ABC):
     """Frozen 2D encoder. Subclasses set the attributes and implement :meth:`encode`."""
 
     name: str  # canonical spec, e.g. "dinov3:vitl16"
@@ -64,8 +65,9 @@ class Teacher(torch.nn.Module):
     def grid(self) -> int:
         return self.preprocess.size // self.patch_size
 
+    @abc.abstractmethod
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Preprocessed images (B, 3, S, S) → patch features (B, D, h, w)."""
 
     @torch.no_grad()
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
