@@ -50,6 +50,27 @@ class Rank:
         return self.rank == 0
 
 
+def pick_device(device: str) -> torch.device:
+    """``auto`` (CUDA when visible, else CPU), ``cpu`` or ``cuda[:i]``; an unknown or absent
+    device is an input error before any work starts."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except RuntimeError:
+        raise InputError(f"unknown device {device!r} (auto, cpu, cuda, cuda:1 …)") from None
+    if chosen.type not in ("cpu", "cuda"):
+        raise InputError(f"--device {device!r}: choose auto, cpu or cuda[:i]")
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {device}: no CUDA device visible (use auto or cpu)")
+    return chosen
+
+
+def external_rank() -> int:
+    """This process's global rank as torchrun or SLURM set it (0 outside such a job)."""
+    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")))
+
+
 def launched_externally() -> bool:
     """True inside torchrun or a multi-task SLURM step (afcli must not launch again)."""
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ or int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in os.environ
@@ -74,10 +95,9 @@ def setup(device: str) -> Rank:
             raise InputError("SLURM job without MASTER_ADDR: export it in the sbatch script (see scripts/slurm/)")
     world = int(env.get("WORLD_SIZE", "1"))
     rank, local = int(env.get("RANK", "0")), int(env.get("LOCAL_RANK", "0"))
-    use_cuda = device != "cpu" and torch.cuda.is_available()
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"--device {device}: no CUDA device visible")
-    chosen = torch.device(f"cuda:{local}") if use_cuda and world > 1 else torch.device(device if device != "auto" else ("cuda" if use_cuda else "cpu"))
+    chosen = pick_device(device)
+    if chosen.type == "cuda" and world > 1:
+        chosen = torch.device(f"cuda:{local}")
     if chosen.type == "cuda":
         torch.cuda.set_device(chosen)
     if world > 1 and not dist.is_initialized():

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from afcli import __version__
+from afcli.engine.distributed import pick_device
 from afcli.errors import AfcliError, InputError, RunError
 from afcli.lift.core import LiftOptions, lift_features, render_visibility
 from afcli.render import Shape, make_rig, render
@@ -94,18 +95,6 @@ class LiftSettings:
             raise InputError("--batch-views and --blocks must be positive")
         pick_device(self.device)
         return self
-
-
-def pick_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        chosen = torch.device(device)
-    except RuntimeError:
-        raise InputError(f"unknown device {device!r} (auto, cpu, cuda, cuda:1 …)") from None
-    if chosen.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"--device {device}: no CUDA device visible (use auto or cpu)")
-    return chosen
 
 
 def resolve_store(target: str | Path, store: str | Path | None, advance=lambda: None, on_total=lambda n: None) -> tuple[Path, dict | None]:
@@ -463,7 +452,8 @@ def render_store(
             writer.ensure_stage(stage)
         writer.begin()
         rows = np.flatnonzero(writer.status("import") == DONE).tolist()
-        todo = [row for row in writer.pending(stage) if row in set(rows)] if keep_views else rows
+        imported = set(rows)
+        todo = [row for row in writer.pending(stage) if row in imported] if keep_views else rows
         wanted = len(todo) if keep_views or preview is None else min(len(todo), preview_count)
         todo = todo[:wanted]
         on_total(len(todo))
@@ -475,7 +465,7 @@ def render_store(
             timing += time.perf_counter() - start
             backends.add(views.backend)
             pixels, z = views.cameras.project(points)
-            visible = render_visibility(pixels, z, views.index, views.depth, own_ids, 0.01 * diameter(points))
+            visible = render_visibility(pixels, z, views.index, views.depth, own_ids, LiftOptions().tolerance * diameter(points))
             visible_fraction.append(float(visible.any(0).float().mean()))
             if keep_views:
                 writer.write(row, {f"{group}/rgb": views.rgb.cpu().numpy(), f"{group}/depth": views.depth.cpu().numpy(),

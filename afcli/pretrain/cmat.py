@@ -7,7 +7,6 @@ The defaults are the paper's recipe (``recipes/cmat/pretrain-paper.yaml``); the 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 
 from afcli import __version__
-from afcli.engine.distributed import Launch, launch, launched_externally, setup, teardown
+from afcli.engine.distributed import Launch, external_rank, launch, launched_externally, pick_device, setup, teardown
 from afcli.engine.trainer import CHECKPOINT, OptimSettings, train
 from afcli.errors import InputError
 from afcli.losses.cmat import CMATLossConfig, cmat_loss
@@ -66,10 +65,7 @@ class CMATSettings:
             raise InputError(f"data.sampling must be one of {', '.join(SAMPLINGS)} and data.augment one of {', '.join(AUGMENTATIONS)}")
         if self.epochs < 1 or self.batch_size < 1:
             raise InputError("epochs and batch_size must be positive")
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise InputError(f"--device {self.device}: no CUDA device visible (use auto or cpu)")
-        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise InputError(f"--device {self.device!r}: choose auto, cpu or cuda[:i]")
+        pick_device(self.device)
         return self
 
 
@@ -170,7 +166,7 @@ def prepare_run(settings: CMATSettings | None, run_dir: Path, resume: dict | Non
     process, so bad input fails here, once, before any rank starts."""
     settings = _settings_for_run(settings, run_dir, resume)
     len(PretrainPoints(settings))  # the store, its teacher features and stages exist
-    if resume is None and not (launched_externally() and int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0"))) != 0):
+    if resume is None and not (launched_externally() and external_rank() != 0):
         _write_run(settings, run_dir)  # rank 0 writes the run directory
     return settings
 
