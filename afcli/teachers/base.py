@@ -61,10 +61,6 @@ class Teacher(torch.nn.Module, abc.ABC):
         suffix = f"-last{self.blocks}" if self.blocks > 1 else ""
         return self.name.replace(":", "-").replace("/", "-") + suffix
 
-    @property
-    def grid(self) -> int:
-        return self.preprocess.size // self.patch_size
-
     @abc.abstractmethod
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Preprocessed images (B, 3, S, S) → patch features (B, D, h, w)."""
