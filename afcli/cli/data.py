@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -48,10 +49,25 @@ def import_(
     seed: int = typer.Option(0, "--seed", help="Seed of the per-sample surface sampling."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable shapes (marked failed) instead of stopping."),
     shard: str = typer.Option("0/1", "--shard", help="RANK/WORLD: import every WORLD-th shape into this rank's shard file."),
+    benchmark: Optional[str] = typer.Option(None, "--benchmark", help="SRC is a benchmark in its own format: laso, piad or piadv2."),
+    setting: Optional[str] = typer.Option(None, "--setting", help="Benchmark setting: PIAD Seen|Unseen, PIADv2 Seen|Unseen_aff|Unseen_obj [Seen]."),
     json: JsonOption = False,
 ) -> None:
-    """Sample, normalise and label shapes into the store (points, normals, heat maps, part ids)."""
+    """Sample, normalise and label shapes into the store (points, normals, heat maps, part ids, queries)."""
     apply_json(json)
+    if benchmark is not None:
+        from afcli.data.benchmarks import import_benchmark
+
+        if shard != "0/1" or skip_bad:
+            raise InputError("--benchmark imports a whole benchmark: --shard and --skip-bad do not apply")
+        with progress(f"import {benchmark}") as (advance, set_total):
+            result = import_benchmark(benchmark, src, store, setting=setting, num_points=points, seed=seed, advance=advance, on_total=set_total)
+        emit(result, lambda r: stdout.print(
+            f"{r['store']}: {r['benchmark']} imported {r['imported']} clouds (already done {r['already_done']}), "
+            f"{r['queries']} queries ({r['new_queries']} new)"))
+        return
+    if setting is not None:
+        raise InputError("--setting needs --benchmark")
     from afcli.data.importer import import_shapes
 
     with progress("import") as (advance, set_total):

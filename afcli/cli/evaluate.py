@@ -1,16 +1,80 @@
-"""``afcli eval <benchmark>``: scores of trained models (today: the linear part probe)."""
+"""``afcli eval <benchmark>``: affordance benchmarks of CAST runs, saved predictions, the part probe."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import typer
 
 from afcli.cli.common import JsonOption, apply_json, handle_errors
 from afcli.console import emit, progress, stdout, table
 
-app = typer.Typer(help="Evaluate: affordance metrics of saved predictions, linear part probe of backbones.", no_args_is_help=True)
+app = typer.Typer(help="Evaluate: CAST on LASO / PIAD / PIADv2 / the built-in set, saved predictions, the part probe.", no_args_is_help=True)
+
+BENCHMARK_HELP = {
+    "laso": "LASO test queries (text prompts): seen and unseen filters and all; 3 votes as LASO's evaluation.",
+    "piad": "PIAD test queries (image prompts), Seen or Unseen as imported.",
+    "piadv2": "PIADv2 test queries (image prompts), the setting imported.",
+    "synth": "The built-in set's held-out queries (text and rendered-image prompts).",
+}
+
+
+def _metric_row(name: str, m: dict) -> tuple:
+    return (name, str(m["samples"]), f"{100 * m['aiou']:.2f}", f"{100 * m['auc']:.2f}", f"{m['sim']:.4f}", f"{m['mae']:.4f}")
+
+
+METRIC_COLUMNS = ["", "samples", "aIoU %", "AUC %", "SIM", "MAE"]
+
+
+def _benchmark_command(benchmark: str):
+    def command(
+        checkpoint: List[Path] = typer.Option(..., "--checkpoint", help="A CAST run directory (its best-on-val model); repeat to compare runs."),
+        store: Optional[Path] = typer.Option(None, "--store", help="Store with the queries [the run's training store]."),
+        split: str = typer.Option("test", "--split", help="Query split to score: test or val."),
+        votes: Optional[int] = typer.Option(None, "--votes", help="Average this many passes over seeded point orders [3 for LASO, else 1]."),
+        protocol: str = typer.Option("standard", "--protocol", help="standard (LASO / IAGNet / GREAT, per sample) or cmat-pooled (the CMAT code)."),
+        prompt: str = typer.Option("auto", "--prompt", help="Prompts to feed: text, image, both, or auto (every encoder of the run)."),
+        save_predictions: Optional[Path] = typer.Option(None, "--save-predictions", help="Write pred, gt, object, affordance to FILE.npz."),
+        figures: Optional[Path] = typer.Option(None, "--figures", help="Write DIR/gallery.png: worst and best queries, predicted vs GT."),
+        recipe: Optional[Path] = typer.Option(None, "--recipe", help="Compare with this recipe's expected numbers [the run's]."),
+        device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+        json: JsonOption = False,
+    ) -> None:
+        apply_json(json)
+        from afcli.errors import InputError
+        from afcli.eval.affordance import EvalOptions, comparison_rows, evaluate_run
+
+        options = EvalOptions(benchmark, store, split, votes, protocol, prompt, device=device, save_predictions=save_predictions,
+                              figures=figures, recipe=recipe)
+        if len(checkpoint) > 1 and (save_predictions or figures):
+            raise InputError("--save-predictions and --figures take one --checkpoint")
+        results = []
+        for run in checkpoint:
+            with progress(f"eval {benchmark} {run}") as (advance, set_total):
+                results.append(evaluate_run(run, options, advance, set_total))
+
+        def show(rs: list) -> None:
+            r = rs[0]
+            title = f"{r['benchmark']} {r['split']}: {r['queries']} queries, {r['protocol']} protocol, {r['votes']} vote(s), prompts {'+'.join(r['prompts'])}"
+            rows = [(_metric_row(f"{x['run']} {name}" if len(rs) > 1 else name, scored["overall"])) for x in rs for name, scored in x["results"].items()]
+            stdout.print(table(title, METRIC_COLUMNS, rows))
+            for x in rs:
+                if x["expected"]:
+                    stdout.print(table(f"{x['run']}: obtained vs expected ({x['expected'].get('protocol', 'standard')} protocol in the paper)",
+                                       ["subset", "metric", "obtained", "expected"], comparison_rows(x)))
+                for key in ("predictions", "figures"):
+                    if key in x:
+                        stdout.print(f"{key}: {x[key]}")
+
+        emit(results, show)
+
+    command.__doc__ = BENCHMARK_HELP[benchmark]
+    return command
+
+
+for _name in BENCHMARK_HELP:
+    app.command(_name)(handle_errors(_benchmark_command(_name)))
 
 
 @app.command("affordance")
@@ -28,14 +92,10 @@ def affordance(
     result = evaluate(arrays["pred"], arrays["gt"], arrays.get("object"), arrays.get("affordance"), protocol)
 
     def show(r: dict) -> None:
-        def row(name, m):
-            return (name, str(m["samples"]), f"{100 * m['aiou']:.2f}", f"{100 * m['auc']:.2f}", f"{m['sim']:.4f}", f"{m['mae']:.4f}")
-
-        columns = ["", "samples", "aIoU %", "AUC %", "SIM", "MAE"]
-        stdout.print(table(f"affordance metrics ({r['protocol']} protocol)", columns, [row("overall", r["overall"])]))
+        stdout.print(table(f"affordance metrics ({r['protocol']} protocol)", METRIC_COLUMNS, [_metric_row("overall", r["overall"])]))
         for key, title in (("per_object", "per object"), ("per_affordance", "per affordance")):
             if key in r:
-                stdout.print(table(title, columns, [row(name, m) for name, m in r[key].items()]))
+                stdout.print(table(title, METRIC_COLUMNS, [_metric_row(name, m) for name, m in r[key].items()]))
         if r.get("empty_gt_samples"):
             stdout.print(f"{r['empty_gt_samples']} samples with empty ground truth: left out of aIoU and AUC, counted in SIM and MAE")
 

@@ -52,6 +52,8 @@ def _render_info(info: dict) -> None:
         if "channels" in array:
             stdout.print(f"{array['name']} channels: {' '.join(array['channels'])}")
     stdout.print(f"teachers: {', '.join(info['teachers']) or 'none yet'}")
+    if info["queries"]:
+        stdout.print(f"queries: {info['queries']} prompt-driven affordance questions")
 
 
 @app.command("info")

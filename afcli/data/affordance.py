@@ -19,6 +19,13 @@ PIAD_AFFORDANCES = [
     "move", "display", "push", "listen", "wear", "press", "cut", "stab",
 ]  # fmt: skip
 
+# LASO's 18 affordances (its data_utils index order) and PIADv2's 24 (GREAT), as their files spell them.
+LASO_AFFORDANCES = [
+    "lay", "sit", "support", "grasp", "lift", "contain", "open", "wrap_grasp", "pour",
+    "move", "display", "push", "pull", "listen", "wear", "press", "cut", "stab",
+]  # fmt: skip
+PIADV2_AFFORDANCES = PIAD_AFFORDANCES + ["carry", "ride", "clean", "play", "beat", "speak", "pull"]
+
 HEAT_SIGMA = 0.04
 HEAT_FLOOR = 1e-3
 
@@ -124,6 +131,11 @@ _QUESTIONS = {
         "Which end of the {o} would go in first if you stabbed?",
     ],
 }
+
+
+def default_question(affordance: str, category: str) -> str:
+    """The LASO loaders' fallback when a pair has no questions."""
+    return f"Where can I {affordance.replace('_', ' ')} this {category.lower()}?"
 
 
 def questions_for(category: str, affordance: str, rng: np.random.Generator) -> list[str]:

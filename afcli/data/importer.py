@@ -21,16 +21,18 @@ from typing import Callable
 import numpy as np
 import torch
 
-from afcli.data.affordance import PIAD_AFFORDANCES, heat_maps
+from afcli.data.affordance import PIAD_AFFORDANCES, default_question, heat_maps
 from afcli.data.geometry import sample_surface
 from afcli.data.readers import CLOUD_SUFFIXES, MESH_SUFFIXES, is_piad_file, read_geometry, read_piad
 from afcli.data.synth import MANIFEST, SYNTH_FORMAT
 from afcli.errors import InputError
+from afcli.store.queries import Query, hash_split
 from afcli.store.schema import DONE, FAILED
 from afcli.store.writer import StoreWriter, shard_path
 
 STAGE = "import"
 TEXT_DTYPE = "S4096"
+SPLIT_DTYPE = "S16"
 NORMAL_NEIGHBOURS = 16
 
 
@@ -177,8 +179,52 @@ def load_sample(source: Source, num_points: int, seed: int) -> dict:
     return sample
 
 
+def _offered(source: Source) -> list[str]:
+    return [a for a in PIAD_AFFORDANCES if any(a in part["affordances"] for part in source.parts)]
+
+
+def _write_part_queries(writer: StoreWriter, by_row: dict[int, Source], everything: list[Source]) -> None:
+    """Splits, annotated channels and one query per offered affordance for shapes with part labels.
+
+    Image prompt: another *training* instance of the category that offers the affordance (any other
+    instance when there is none), rendered with it highlighted (``render:<id>``), picked by a hash of
+    the query id — so the built-in set exercises image prompts offline, and held-out shapes are asked
+    about with pictures of other objects, as PIAD's images are. Written for every row on each run
+    (metadata, no sampling).
+    """
+    candidates: dict[tuple[str, str], list[str]] = {}
+    training: dict[tuple[str, str], list[str]] = {}
+    for source in everything:
+        for affordance in _offered(source):
+            candidates.setdefault((source.category, affordance), []).append(source.id)
+            if hash_split(source.id) == "train":
+                training.setdefault((source.category, affordance), []).append(source.id)
+    queries = []
+    for row, source in by_row.items():
+        split, offered = hash_split(source.id), _offered(source)
+        writer.write(row, {"labels/split": np.bytes_(split), "labels/annotated": np.ones(len(PIAD_AFFORDANCES), np.uint8)})
+        for affordance in offered:
+            query_id = f"{source.id}/{affordance}"
+            key = (source.category, affordance)
+            others = [i for i in training.get(key, []) if i != source.id] or [i for i in candidates[key] if i != source.id]
+            image = f"render:{others[zlib.crc32(query_id.encode()) % len(others)]}" if others else ""
+            questions = (source.questions or {}).get(affordance) or [default_question(affordance, source.category)]
+            queries.append(Query(query_id, row, source.category.lower(), affordance, split, questions, image))
+    writer.add_queries(queries)
+
+
 def _text(value) -> np.bytes_:
     return np.bytes_(json.dumps(value, sort_keys=True).encode("utf-8"))
+
+
+def ensure_point_arrays(writer: StoreWriter, num_points: int) -> None:
+    """The arrays every imported sample has: points, normals and (meshes) the face of each point."""
+    if writer.num_points != num_points:
+        raise InputError(f"store holds {writer.num_points} points per sample, not {num_points}", writer.path)
+    writer.ensure_array("points/xyz", (3,), "f4")
+    writer.ensure_array("points/normal", (3,), "f4")
+    # Face of the source mesh each point was sampled on (-1: a cloud, or imported before faces were kept).
+    writer.ensure_array("points/face", (), "i4", fill=-1)
 
 
 def import_shapes(
@@ -203,18 +249,16 @@ def import_shapes(
     store = shard_path(store, rank, world)
     skipped: list[dict] = []
     with StoreWriter(store, create=True, num_points=num_points) as writer:
-        if writer.num_points != num_points:
-            raise InputError(f"store holds {writer.num_points} points per sample, not {num_points}", store)
-        writer.ensure_array("points/xyz", (3,), "f4")
-        writer.ensure_array("points/normal", (3,), "f4")
-        # Face of the source mesh each point was sampled on (-1: a cloud, or imported before faces were kept).
-        writer.ensure_array("points/face", (), "i4", fill=-1)
+        ensure_point_arrays(writer, num_points)
         if plan.labelled:
             writer.ensure_array("labels/affordance", (len(PIAD_AFFORDANCES),), "f4", attrs={"channels": PIAD_AFFORDANCES})
         if plan.with_parts:
             writer.ensure_array("labels/part", (), "i2")
             writer.ensure_array("text/parts", (), TEXT_DTYPE, per_point=False)
             writer.ensure_array("text/questions", (), TEXT_DTYPE, per_point=False)
+            writer.ensure_array("labels/annotated", (len(PIAD_AFFORDANCES),), "u1", per_point=False)
+            writer.ensure_array("labels/split", (), SPLIT_DTYPE, per_point=False)
+            writer.ensure_queries()
         writer.ensure_stage(STAGE)
         writer.begin()
         folder = Path(store).resolve().parent
@@ -225,6 +269,8 @@ def import_shapes(
         )
         todo = writer.pending(STAGE, rows)
         by_row = dict(zip(rows, sources))
+        if plan.with_parts:
+            _write_part_queries(writer, by_row, plan.sources)
         on_total(len(todo))
         for row in todo:
             source = by_row[row]

@@ -44,10 +44,14 @@ class LasoSample:
     questions: list[str] = field(default_factory=list)  # Question0 (the test question) … Question14
 
     def subset(self) -> str | None:
-        """``seen``, ``unseen`` or None (in neither filter)."""
-        if self.object in UNSEEN_OBJECTS:
-            return "unseen" if self.affordance in UNSEEN_AFFORDANCES else None
-        return "seen" if self.affordance in SEEN_AFFORDANCES else None
+        return subset_of(self.object, self.affordance)
+
+
+def subset_of(object_name: str, affordance: str) -> str | None:
+    """``seen``, ``unseen`` or None (in neither filter) for a LASO test pair."""
+    if object_name in UNSEEN_OBJECTS:
+        return "unseen" if affordance in UNSEEN_AFFORDANCES else None
+    return "seen" if affordance in SEEN_AFFORDANCES else None
 
 
 class _ArraysOnly(pickle.Unpickler):

@@ -1,11 +1,17 @@
-"""The training loop every method shares (pre-training today; fine-tuning reuses it).
+"""The training loop every method shares (CMAT pre-training, CAST fine-tuning).
 
 A *task* provides the model, the dataset and the loss; the loop provides the rest: AdamW with no
 weight decay on biases, norms and tokens; a per-epoch cosine schedule with linear warm-up (timm's
-``CosineLRScheduler`` as Point-MAE and the CMAT code step it); AMP on CUDA; global batches split
-over ranks in a fixed order; a Rich progress line (rank 0); ``metrics.jsonl``; and after every
-epoch an atomic ``last.pt`` holding everything a resumed run needs (model, optimiser, scaler,
-epoch) plus the exported model.
+``CosineLRScheduler`` as Point-MAE and the CMAT code step it; with no warm-up it equals torch's
+``CosineAnnealingLR``, the CAST code's); AMP on CUDA; global batches split over ranks in a fixed
+order; a Rich progress line (rank 0); ``metrics.jsonl``; and after every epoch an atomic ``last.pt``
+holding everything a resumed run needs (model, optimiser, scaler, epoch, best score) plus the
+exported model.
+
+Optional task hooks: ``parameter_groups(model, weight_decay)`` returning groups with an ``lr_scale``
+(fine-tuning's backbone / head learning rates), ``grad_clip`` (max gradient norm), and
+``validate(model) -> dict`` with a ``score`` (higher is better): the loop then also exports the best
+epoch's model to ``best/`` — selection on a validation split, chosen by the task.
 """
 
 from __future__ import annotations
@@ -108,7 +114,10 @@ def train(
         raise InputError(f"global batch {batch_size} does not split over {rank.world_size} processes")
     torch.manual_seed(seed)  # the same initial weights on every rank and on every run with this seed
     model = task.build_model().to(rank.device)
-    optimizer = torch.optim.AdamW(parameter_groups(model, optim.weight_decay), lr=optim.lr)
+    groups = task.parameter_groups(model, optim.weight_decay) if hasattr(task, "parameter_groups") else parameter_groups(model, optim.weight_decay)
+    optimizer = torch.optim.AdamW(groups, lr=optim.lr)
+    grad_clip = getattr(task, "grad_clip", None)
+    best = -math.inf
     use_amp = amp and rank.device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
@@ -119,6 +128,7 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
         start = int(state["epoch"]) + 1
+        best = float(state.get("best", -math.inf))
     trained = model
     if rank.world_size > 1:
         trained = torch.nn.parallel.DistributedDataParallel(
@@ -134,7 +144,7 @@ def train(
     for epoch in range(start, epochs):
         lr = learning_rate(epoch, epochs, optim)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         data.epoch = epoch
         loader = torch.utils.data.DataLoader(
             data, batch_sampler=batch_order(len(data), batch_size, seed, epoch, rank), num_workers=workers,
@@ -148,6 +158,9 @@ def train(
                 losses = task.loss(trained, batch)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(losses["total"]).backward()
+            if grad_clip:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             scaler.step(optimizer)
             scaler.update()
             names = list(losses)
@@ -164,13 +177,21 @@ def train(
         summary = {"epoch": epoch, "lr": lr, "seconds": round(seconds, 3), "samples_per_s": round(steps * batch_size / seconds, 2),
                    **{f"mean_{n}": float(v) / steps for n, v in zip(names, sums)}}
         if rank.main:
+            if hasattr(task, "validate"):
+                model.eval()
+                summary["val"] = task.validate(model)
+                if summary["val"]["score"] > best:
+                    best = summary["val"]["score"]
+                    summary["best"] = True
+                    task.export(model, run_dir / "best")
             with open(run_dir / METRICS, "a") as log:
                 log.write(json.dumps(summary) + "\n")
             task.export(model, run_dir / "model")
-            save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch},
-                        run_dir / CHECKPOINT)
+            save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch,
+                         "best": best}, run_dir / CHECKPOINT)
         if rank.world_size > 1:
             import torch.distributed as dist
 
             dist.barrier()
-    return {"epochs": epochs, "resumed_from": start if resume else None, "steps_per_epoch": steps, "history": history}
+    return {"epochs": epochs, "resumed_from": start if resume else None, "steps_per_epoch": steps, "history": history,
+            "best_score": None if best == -math.inf else best}

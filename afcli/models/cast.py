@@ -111,7 +111,7 @@ class CAST(nn.Module):
                 nn.init.xavier_uniform_(projection.weight)
                 nn.init.zeros_(projection.bias)
 
-    def _prompt(self, kind: str, tokens, mask, batch: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def _prompt(self, kind: str, tokens, mask, present, batch: int) -> tuple[torch.Tensor, torch.Tensor] | None:
         projection = self.text_projection if kind == "text" else self.image_projection
         type_key = kind if self.config.type_embeddings == "modality" else "prompt"
         if tokens is None:
@@ -124,11 +124,22 @@ class CAST(nn.Module):
         if tokens.dim() != 3 or tokens.shape[-1] != projection.in_features:
             raise InputError(f"{kind} prompt must be (B, T, {projection.in_features}), got {tuple(tokens.shape)}")
         padding = torch.zeros(tokens.shape[:2], dtype=torch.bool, device=tokens.device) if mask is None else ~mask.bool()
-        return projection(tokens) + self.type_embedding[type_key], padding
+        projected = projection(tokens)
+        if present is not None:  # per-sample null prompts: the null token first, the rest masked
+            if not self.config.null_prompt:
+                raise InputError("per-sample missing prompts need a model with null_prompt")
+            absent = ~present.bool().view(-1, 1)
+            first = torch.zeros_like(padding)
+            first[:, 0] = True
+            projected = torch.where((absent & first).unsqueeze(-1), self.null_token[kind].to(projected.dtype), projected)
+            padding = torch.where(absent, ~first, padding)
+        return projected + self.type_embedding[type_key], padding
 
-    def forward(self, points, text=None, text_mask=None, image=None, image_mask=None) -> torch.Tensor:
+    def forward(self, points, text=None, text_mask=None, image=None, image_mask=None, text_present=None, image_present=None) -> torch.Tensor:
         """Per-point logits (B, N). ``text`` / ``image``: prompt-encoder tokens (B, T, D) with masks
-        (B, T), True = a real token; either may be None when the model has null prompts."""
+        (B, T), True = a real token; either may be None when the model has null prompts.
+        ``*_present`` (B,) bool, optional: False swaps that sample's prompt for the null token
+        (training with modality dropout)."""
         if text is None and image is None:
             raise InputError("CAST needs a prompt: text, image or both")
         batch = points.shape[0]
@@ -136,7 +147,10 @@ class CAST(nn.Module):
         geometry = self.point_projection(tokens)
         if self.config.fusion == "points":
             geometry = self.propagate(points, centres, geometry)
-        prompts = [p for p in (self._prompt("text", text, text_mask, batch), self._prompt("image", image, image_mask, batch)) if p is not None]
+        prompts = [
+            p for p in (self._prompt("text", text, text_mask, text_present, batch), self._prompt("image", image, image_mask, image_present, batch))
+            if p is not None
+        ]
         sequence = torch.cat([geometry + self.type_embedding["point"]] + [p[0] for p in prompts], dim=1)
         padding = torch.cat([torch.zeros(geometry.shape[:2], dtype=torch.bool, device=points.device)] + [p[1] for p in prompts], dim=1)
         fused = self.fusion(sequence, src_key_padding_mask=padding)[:, : geometry.shape[1]]
@@ -147,10 +161,12 @@ class CAST(nn.Module):
     # -- weights -----------------------------------------------------------------------------------
     def load_backbone(self, folder: str | Path) -> list[str]:
         """Take over a pre-trained Point-MAE's encoder (e.g. ``runs/cmat/model``); returns the
-        reconstruction-head weights that were left behind. Architectures must match."""
+        reconstruction-head weights that were left behind. Architectures must match; the grouping
+        (num_group, group_size) holds no weights and may differ — the CMAT code pre-trains with 256
+        groups and fine-tunes with 64 or 128."""
         pretrained = PointMAE.from_pretrained(folder)
         mine, theirs = asdict(self.config.backbone), asdict(pretrained.config)
-        different = [k for k in mine if k not in ("reconstruction", "mask_ratio", "drop_path") and mine[k] != theirs[k]]
+        different = [k for k in mine if k not in ("reconstruction", "mask_ratio", "drop_path", "num_group", "group_size") and mine[k] != theirs[k]]
         if different:
             raise InputError(f"backbone {different[0]} is {theirs[different[0]]} in the checkpoint, {mine[different[0]]} here", folder)
         state = pretrained.encoder_state()

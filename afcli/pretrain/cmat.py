@@ -6,25 +6,21 @@ The defaults are the paper's recipe (``recipes/cmat/pretrain-paper.yaml``); the 
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from afcli import __version__
 from afcli.engine.distributed import Launch, external_rank, launch, launched_externally, pick_device, setup, teardown
-from afcli.engine.trainer import CHECKPOINT, OptimSettings, train
+from afcli.engine.run import settings_for_run, write_run
+from afcli.engine.trainer import OptimSettings, train
 from afcli.errors import InputError
 from afcli.losses.cmat import CMATLossConfig, cmat_loss
 from afcli.models.point_mae import PointMAE, PointMAEConfig
 
 SAMPLINGS = ("fps", "fps_random_start", "random")
 AUGMENTATIONS = ("none", "scale_translate")
-CONFIG_FILE = "config.yaml"
 
 
 @dataclass
@@ -152,49 +148,15 @@ class CMATTask:
         model.save_pretrained(folder)
 
 
-def _git_revision() -> str:
-    try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5)
-    except OSError:
-        return "unknown"
-    return result.stdout.strip() or "unknown"
-
-
 def prepare_run(settings: CMATSettings | None, run_dir: Path, resume: dict | None) -> CMATSettings:
     """Create the run directory (config, meta) or, resuming (``resume`` = the settings a resumed
     run may change: epochs, device), read the settings it was started with. Runs in the launching
     process, so bad input fails here, once, before any rank starts."""
-    settings = _settings_for_run(settings, run_dir, resume)
+    settings = settings_for_run(CMATSettings, settings, run_dir, resume)
     len(PretrainPoints(settings))  # the store, its teacher features and stages exist
     if resume is None and not (launched_externally() and external_rank() != 0):
-        _write_run(settings, run_dir)  # rank 0 writes the run directory
+        write_run(settings, run_dir, "pretrain", "cmat")  # rank 0 writes the run directory
     return settings
-
-
-def _settings_for_run(settings: CMATSettings | None, run_dir: Path, resume: dict | None) -> CMATSettings:
-    import yaml
-
-    from afcli.config import build, override
-
-    if resume is not None:
-        if not (run_dir / CHECKPOINT).is_file():
-            raise InputError(f"nothing to resume: no {CHECKPOINT}", run_dir)
-        recorded = yaml.safe_load((run_dir / CONFIG_FILE).read_text())
-        resumed = build(CMATSettings, recorded["settings"], run_dir / CONFIG_FILE)
-        return override(resumed, **resume).check()
-    settings.check()
-    if (run_dir / CHECKPOINT).exists():
-        raise InputError("run directory already holds a run (--resume to continue it, or choose another --run)", run_dir)
-    return settings
-
-
-def _write_run(settings: CMATSettings, run_dir: Path) -> None:
-    import yaml
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / CONFIG_FILE).write_text(yaml.safe_dump({"stage": "pretrain", "method": "cmat", "settings": asdict(settings)}, sort_keys=False))
-    meta = {"afcli_version": __version__, "git_revision": _git_revision(), "seed": settings.seed, "command": sys.argv}
-    (run_dir / "meta.json").write_text(json.dumps(meta, indent=2))
 
 
 def _rank_main(settings: CMATSettings, run_dir: Path, resume: bool, show_progress: bool) -> dict:

@@ -50,9 +50,47 @@ def contact_sheet(rows: list, path: str | Path) -> Path:
             for k, image in enumerate((rendered.rgb[v].cpu().numpy(), _depth_image(rendered.depth[v]), _index_image(rendered.index[v]))):
                 thumb = Image.fromarray(image).resize((THUMB, THUMB), Image.NEAREST if k == 2 else Image.BILINEAR)
                 sheet.paste(thumb, (v * THUMB, top + LABEL + k * THUMB))
+    return _save(sheet, path)
+
+
+def _save(sheet, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         sheet.save(path)
     except (OSError, ValueError) as error:
-        raise InputError(f"cannot write preview ({error})", path) from None
+        raise InputError(f"cannot write image ({error})", path) from None
     return path
+
+
+def heat_colours(heat: np.ndarray) -> np.ndarray:
+    """Grey where a heat map is 0, red where it is 1 (linear in between)."""
+    heat = np.clip(np.asarray(heat, np.float32), 0, 1)[:, None]
+    return np.array([0.75, 0.75, 0.75], np.float32) * (1 - heat) + np.array([0.9, 0.1, 0.1], np.float32) * heat
+
+
+def render_heat(points: np.ndarray, normals: np.ndarray, heat: np.ndarray, size: int = 224, views: tuple[int, ...] = (1,)) -> list[np.ndarray]:
+    """A point cloud splatted from ring-rig views (a three-quarter view first), coloured by ``heat``."""
+    from afcli.render import Shape, make_rig, render
+
+    shape = Shape(torch.from_numpy(np.asarray(points, np.float32)), normals=torch.from_numpy(np.asarray(normals, np.float32)),
+                  vertex_colors=torch.from_numpy(heat_colours(heat)))
+    rgb = render(shape, make_rig("ring", 8, size), backend="torch").rgb
+    return [rgb[v].numpy() for v in views]
+
+
+def heat_gallery(rows: list[tuple[str, list[np.ndarray]]], columns: list[str], path: str | Path) -> Path:
+    """A PNG with one row per (title, images) — e.g. predicted and ground-truth heat maps side by side."""
+    from PIL import Image, ImageDraw
+
+    path = Path(path)
+    thumb = 160
+    sheet = Image.new("RGB", (len(columns) * thumb, LABEL + len(rows) * (thumb + LABEL)), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for c, name in enumerate(columns):
+        draw.text((c * thumb + 4, 1), name, fill=(0, 0, 0))
+    for r, (title, images) in enumerate(rows):
+        top = LABEL + r * (thumb + LABEL)
+        draw.text((4, top + 1), title, fill=(0, 0, 0))
+        for c, image in enumerate(images):
+            sheet.paste(Image.fromarray(image).resize((thumb, thumb), Image.BILINEAR), (c * thumb, top + LABEL))
+    return _save(sheet, path)

@@ -7,6 +7,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from afcli.store.queries import PREFIX as QUERIES, check_queries, is_query_array
 from afcli.store.schema import (
     DONE,
     FIXED,
@@ -72,6 +73,7 @@ def store_info(path: str | Path) -> dict:
                 name.split("/")[1] for name in array_names(f) if name.startswith("features/") and not name.endswith("_seen")
             ),
             "status": status,
+            "queries": int(f[QUERIES + "id"].shape[0]) if QUERIES + "id" in f else 0,
             "file_bytes": path.stat().st_size,
         }
 
@@ -118,7 +120,7 @@ def verify_store(path: str | Path) -> dict:
                     problems.append(f"{len(orphans)} samples done in {stage} but not imported, e.g. {ids[orphans[0]]}")
 
         for name in array_names(f):
-            if name.startswith("status/") or name == "points/offsets":
+            if name.startswith("status/") or name == "points/offsets" or is_query_array(name):
                 continue
             dataset = f[name]
             per_point = bool(dataset.attrs.get("per_point", False))
@@ -128,6 +130,7 @@ def verify_store(path: str | Path) -> dict:
             if not ragged and per_point and dataset.shape[1] != int(f.attrs["num_points"]):
                 problems.append(f"/{name} has {dataset.shape[1]} points per sample, store says {f.attrs['num_points']}")
             problems.extend(_scan(dataset, name, ids, ragged and per_point, f))
+        problems.extend(check_queries(f))
     return {"path": str(path), "ok": not problems, "problems": problems, "notes": notes, "samples": num_samples}
 
 

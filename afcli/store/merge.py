@@ -3,7 +3,8 @@
 By default the result is *virtual*: every array is an HDF5 virtual dataset that maps onto the
 shards, so nothing is copied and the shards must stay where they are (their paths are stored
 relative to the merged file). Such a store is read-only. ``copy=True`` writes a self-contained file.
-Ragged offsets are the one array that is always rewritten, since each shard's offsets are shifted.
+Ragged offsets and the query table's sample rows are always rewritten, since each shard's rows
+are shifted.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import numpy as np
 
 from afcli import __version__
 from afcli.errors import InputError
+from afcli.store.queries import PREFIX as QUERIES, shifted_sample_rows
 from afcli.store.schema import array_names, decode, open_store, row_blocks
 
+QUERY_SAMPLE = QUERIES + "sample"
 _ROOT_ATTRS = ("format", "schema", "layout", "num_points")
 
 
@@ -63,6 +66,8 @@ def merge_stores(shards: Sequence[str | Path], out: str | Path, copy: bool = Fal
             for name in array_names(first):
                 if name == "points/offsets":
                     _write_offsets(merged, files)
+                elif name == QUERY_SAMPLE:
+                    merged.create_dataset(name, data=shifted_sample_rows(files), maxshape=(None,), chunks=(1024,))
                 elif copy:
                     _copy(merged, name, files)
                 else:

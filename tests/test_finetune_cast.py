@@ -1,0 +1,268 @@
+"""CAST end to end: benchmark imports into the query table, prompt encoders, fine-tuning with
+validation selection and resume, `afcli eval <benchmark>` with saved predictions and figures."""
+
+import json
+import pickle
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from afcli.errors import InputError
+from afcli.store import merge_stores, open_store, verify_store
+from afcli.store.queries import read_queries
+from conftest import PIAD_DEMO
+from test_laso import write_laso
+
+TINY_CAST = [
+    "--set", "model.backbone.depth=1", "--set", "model.backbone.trans_dim=32", "--set", "model.backbone.encoder_dims=32",
+    "--set", "model.backbone.num_heads=2", "--set", "model.backbone.decoder_heads=2",
+    "--set", "model.backbone.num_group=8", "--set", "model.backbone.group_size=16",
+    "--set", "model.width=32", "--set", "model.fusion_layers=1", "--set", "model.fusion_heads=2", "--set", "model.fusion_ffn=32",
+    "--set", "model.head_hidden=16",
+]
+
+
+@pytest.fixture(scope="module")
+def cast_store(tmp_path_factory):
+    """48 built-in shapes at 256 points: train, val and test queries with text and rendered-image prompts."""
+    from afcli.data.importer import import_shapes
+    from afcli.data.synth import synthesize
+
+    root = tmp_path_factory.mktemp("cast")
+    synthesize(root / "shapes", count=48, seed=5)
+    import_shapes(root / "shapes", root / "store.h5", num_points=256)
+    return root / "store.h5"
+
+
+@pytest.fixture(scope="module")
+def cast_run(cast_store, tmp_path_factory):
+    import subprocess
+    import sys
+
+    run = tmp_path_factory.mktemp("runs") / "cast"
+    recipe = run.parent / "recipe.yaml"
+    recipe.write_text("stage: finetune\nsettings: {epochs: 2}\nexpected:\n  protocol: standard\n  test: {aiou: 50.0, auc: 90.0, sim: 0.7, mae: 0.1}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "afcli", "finetune", "cast", "--store", cast_store, "--recipe", recipe, "--text", "minilm-l6",
+         "--image", "effnet-lite0:s32", "--batch-size", "8", "--run", run, "--device", "cpu", "--set", "prompts.drop=0.5", *TINY_CAST, "--json"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    return run, json.loads(result.stdout)
+
+
+def test_synth_queries(cast_store):
+    with open_store(cast_store) as f:
+        table = read_queries(f)
+        channels = list(f["labels/affordance"].attrs["channels"])
+        for r in range(len(table)):
+            gt = f["labels/affordance"][table.sample[r]][:, channels.index(table.affordance[r])]
+            assert gt.max() == 1.0  # a query asks about an affordance the shape offers
+            assert table.image[r].startswith("render:") and table.image[r] != f"render:{f['samples/id'][table.sample[r]].decode()}"
+            assert len(table.text[r]) >= 3
+    assert {"train", "val", "test"} <= set(table.split)
+    assert verify_store(cast_store)["ok"]
+
+
+def test_laso_import_filters_and_questions(tmp_path, afcli_cmd):
+    root = tmp_path / "LASO_dataset"
+    for split in ("train", "val", "test"):
+        write_laso(root, split)
+    afcli_cmd("data", "import", root, "--benchmark", "laso", "--store", tmp_path / "laso.h5", check=0)
+    with open_store(tmp_path / "laso.h5") as f:
+        table = read_queries(f)
+        assert len(table) == 12 and f["samples/id"].shape[0] == 9  # 4 annotations, 3 shapes per split
+        test = table.rows("test")
+        assert [table.affordance[r] for r in test] == ["grasp", "cut", "move", "pull"]
+        assert table.text[test[0]][0] == "How do I hold the mug? (0)" and len(table.text[test[0]]) == 15
+        assert table.text[test[1]] == ["Where can I cut this scissors?"]  # the loaders' template
+        row = table.sample[test[1]]
+        assert table.sample[test[2]] == row  # one shape, two annotated affordances
+        channels = list(f["labels/affordance"].attrs["channels"])
+        annotated = f["labels/annotated"][row]
+        assert {channels[k] for k in np.flatnonzero(annotated)} == {"cut", "move"}
+        objects = pickle.load(open(root / "objects_test.pkl", "rb"))
+        points = objects["id1"] - objects["id1"].mean(0)
+        np.testing.assert_allclose(f["points/xyz"][row], points / np.linalg.norm(points, axis=1).max(), atol=1e-5)
+    again = afcli_cmd("data", "import", root, "--benchmark", "laso", "--store", tmp_path / "laso.h5", "--json", check=0)
+    assert json.loads(again.stdout)["new_queries"] == 0  # resumable, nothing duplicated
+    bad = afcli_cmd("data", "import", root, "--benchmark", "nope", "--store", tmp_path / "x.h5", check=2)
+    assert "unknown benchmark" in bad.stderr and not (tmp_path / "x.h5").exists()
+
+
+def _piad_root(tmp_path):
+    (tmp_path / "Seen").mkdir(parents=True)
+    images = [PIAD_DEMO / "Img_Test_Bag_lift_1.jpg", PIAD_DEMO / "Img_Test_Chair_sit_1.jpg"]
+    clouds = [PIAD_DEMO / "Point_Test_Bag_1.txt", PIAD_DEMO / "Point_Test_Chair_1.txt"]
+    for split in ("Train", "Test"):
+        (tmp_path / "Seen" / f"Img_{split}.txt").write_text("".join(f"{p}\n" for p in images))
+        (tmp_path / "Seen" / f"Point_{split}.txt").write_text("".join(f"{p}\n" for p in clouds))
+        (tmp_path / "Seen" / f"Box_{split}.txt").write_text("".join(f"{p.with_suffix('.json')}\n" for p in images))
+    return tmp_path
+
+
+def test_piad_demo_samples_evaluate_end_to_end(tmp_path, cast_run, afcli_cmd):
+    """The two real PIAD samples: imported with their official pairing, then scored by a CAST run
+    through image prompts only (its text modality gets the null token)."""
+    root = _piad_root(tmp_path / "PIAD")
+    store = tmp_path / "piad.h5"
+    afcli_cmd("data", "import", root, "--benchmark", "piad", "--setting", "Seen", "--store", store, check=0)
+    with open_store(store) as f:
+        table = read_queries(f)
+        test = table.rows("test")
+        assert [(table.object[r], table.affordance[r]) for r in test] == [("bag", "lift"), ("chair", "sit")]
+        ids = [f["samples/id"][table.sample[r]].decode() for r in test]
+        assert ids == ["test/Point_Test_Bag_1", "test/Point_Test_Chair_1"]
+        assert all(table.sample[r] == -1 or table.split[r] == "val" for r in table.rows("train"))
+    run, _ = cast_run
+    predictions = tmp_path / "pred.npz"
+    result = afcli_cmd("eval", "piad", "--checkpoint", run, "--store", store, "--prompt", "image", "--save-predictions", predictions,
+                       "--device", "cpu", "--json", check=0)
+    scored = json.loads(result.stdout)[0]
+    assert scored["queries"] == 2 and scored["prompts"] == ["image"]
+    with np.load(predictions) as saved:
+        assert saved["pred"].shape == (2, 2048) and list(saved["affordance"]) == ["lift", "sit"]
+        from afcli.data.readers import read_piad
+
+        _, geometry = read_piad(PIAD_DEMO / "Point_Test_Chair_1.txt")
+        np.testing.assert_array_equal(saved["gt"][1], geometry.affordance[:, 5])  # the "sit" column
+    text_only = afcli_cmd("eval", "piad", "--checkpoint", run, "--store", store, "--prompt", "text", check=2)
+    assert "no question" in text_only.stderr
+
+
+def test_piadv2_import_pairs_training_images_with_a_pool(tmp_path):
+    from afcli.data.benchmarks import import_benchmark
+
+    root = tmp_path / "PIADv2"
+    rng = np.random.default_rng(0)
+    lines = {}
+    for split, instances in (("train", ["m1", "m2"]), ("val", ["m3"]), ("test", ["m4"])):
+        for kind in ("Point", "Img"):
+            entries = []
+            for instance in instances:
+                for affordance in ("grasp", "contain"):
+                    path = root / "Seen" / kind / "Mug" / instance / affordance / f"{instance}_{affordance}.{'npy' if kind == 'Point' else 'jpg'}"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    if kind == "Point":
+                        np.save(path, np.concatenate([rng.random((2048, 3)), (rng.random((2048, 1)) > 0.7)], 1).astype(np.float32))
+                    else:
+                        from PIL import Image
+
+                        Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(path)
+                    entries.append(path.relative_to(root / "Seen").as_posix())
+            lines[(split, kind)] = entries
+            (root / "Seen" / f"{kind}_{split}.txt").write_text("\n".join(entries) + "\n")
+    import_benchmark("piadv2", root, tmp_path / "v2.h5", setting="Seen")
+    from afcli.finetune.cast import QueryData
+
+    data = QueryData(tmp_path / "v2.h5", "train", {"text": None, "image": None}, training=True)
+    assert len(data) == 4 and all(data.table.sample[r] == -1 for r in data.rows)
+    with open_store(tmp_path / "v2.h5") as f:
+        ids = [i.decode() for i in f["samples/id"][:]]
+        for index in range(4):
+            row = data.sample_row(index, np.random.default_rng(index))
+            assert ids[row].startswith("train/Mug/") and ids[row].split("/")[3] == data.table.affordance[data.rows[index]]
+        test = QueryData(tmp_path / "v2.h5", "test", {"text": None, "image": None}, training=False)
+        assert [ids[test.sample_row(i, None)] for i in range(2)] == ["test/Mug/m4/grasp/m4_grasp", "test/Mug/m4/contain/m4_contain"]
+    assert verify_store(tmp_path / "v2.h5")["ok"]
+
+
+def test_merge_shifts_query_rows(cast_store, tmp_path):
+    import shutil
+
+    from afcli.data.importer import import_shapes
+    from afcli.data.synth import synthesize
+
+    synthesize(tmp_path / "other", count=6, seed=11)
+    second = tmp_path / "second.h5"
+    import_shapes(tmp_path / "other", second, num_points=256)
+    with h5py.File(second, "r+") as f:  # other ids, so the two stores are shards of one set
+        f["samples/id"][:] = np.array([b"x-" + i for i in f["samples/id"][:]])
+        f["queries/id"][:] = np.array([b"x-" + i for i in f["queries/id"][:]])
+    first = tmp_path / "first.h5"
+    shutil.copy(cast_store, first)
+    merged = tmp_path / "merged.h5"
+    merge_stores([first, second], merged)
+    with open_store(first) as a, open_store(second) as b, open_store(merged) as m:
+        offset = a["samples/id"].shape[0]
+        expected = np.concatenate([a["queries/sample"][:], b["queries/sample"][:] + offset])
+        np.testing.assert_array_equal(m["queries/sample"][:], expected)
+    assert verify_store(merged)["ok"]
+    with h5py.File(first, "r+") as f:
+        f["queries/sample"][0] = 10_000
+    assert any("outside /samples" in p for p in verify_store(first)["problems"])
+
+
+def test_finetune_selects_on_val_and_resumes(cast_run, afcli_cmd):
+    run, result = cast_run
+    assert result["epochs"] == 2 and result["best_score"] is not None
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if "val" in r]
+    assert len(epochs) == 2 and any(r.get("best") for r in epochs)
+    assert (run / "best" / "cast_config.json").is_file() and (run / "expected.yaml").is_file()
+    config = json.loads((run / "best" / "cast_config.json").read_text())
+    assert config["text_dim"] == 384 and config["image_dim"] == 1280  # MiniLM-L6, EfficientNet-Lite0 s32
+    resumed = afcli_cmd("finetune", "cast", "--run", run, "--resume", "--epochs", "3", "--device", "cpu", "--json", check=0)
+    assert json.loads(resumed.stdout)["resumed_from"] == 2
+    again = afcli_cmd("finetune", "cast", "--run", run, "--store", "x.h5", check=2)
+    assert "already holds a run" in again.stderr or "no such" in again.stderr
+
+
+def test_eval_synth_matches_saved_predictions(cast_run, tmp_path, afcli_cmd):
+    run, _ = cast_run
+    predictions, figures = tmp_path / "p.npz", tmp_path / "figures"
+    out = afcli_cmd("eval", "synth", "--checkpoint", run, "--save-predictions", predictions, "--figures", figures, "--votes", "2",
+                    "--device", "cpu", "--json", check=0)
+    result = json.loads(out.stdout)[0]
+    assert result["votes"] == 2 and result["prompts"] == ["text", "image"] and result["expected"]["test"]["aiou"] == 50.0
+    rescored = json.loads(afcli_cmd("eval", "affordance", "--predictions", predictions, "--json", check=0).stdout)
+    for metric in ("aiou", "auc", "sim", "mae"):
+        assert rescored["overall"][metric] == pytest.approx(result["results"]["all"]["overall"][metric], abs=1e-6)
+    assert (figures / "gallery.png").stat().st_size > 10_000
+    table = afcli_cmd("eval", "synth", "--checkpoint", run, "--checkpoint", run, "--device", "cpu", check=0).stdout
+    assert "obtained vs expected" in table and table.count(str(run)) >= 2
+
+
+def test_null_prompt_matches_a_missing_modality():
+    """A sample whose text is marked absent gets exactly the text-free answer."""
+    from afcli.models.cast import CAST, CASTConfig
+    from afcli.models.point_mae import PointMAEConfig
+
+    torch.manual_seed(0)
+    backbone = PointMAEConfig(depth=1, trans_dim=32, encoder_dims=32, num_heads=2, decoder_heads=2, num_group=8, group_size=16,
+                              reconstruction="none")
+    model = CAST(CASTConfig(backbone=backbone, width=32, fusion_layers=1, fusion_heads=2, fusion_ffn=32, head_hidden=16,
+                            text_dim=12, image_dim=10)).eval()
+    points, text, image = torch.rand(2, 256, 3), torch.rand(2, 5, 12), torch.rand(2, 1, 10)
+    present = torch.tensor([False, True])
+    mixed = model(points, text=text, image=image, text_present=present)
+    without = model(points, image=image)
+    with_text = model(points, text=text, image=image)
+    torch.testing.assert_close(mixed[0], without[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(mixed[1], with_text[1], atol=1e-5, rtol=1e-5)
+
+
+def test_text_encoder_loads_a_local_roberta(tmp_path):
+    """The RoBERTa path (paper's text encoder) through the real loading code, on a tiny random
+    RobertaModel saved with a tokenizer; pooled and token outputs."""
+    from transformers import AutoTokenizer, RobertaConfig, RobertaModel
+
+    from afcli.prompts import TextEncoder, _minilm_folder
+
+    tokenizer = AutoTokenizer.from_pretrained(_minilm_folder())
+    torch.manual_seed(0)
+    RobertaModel(RobertaConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                               intermediate_size=32, pad_token_id=tokenizer.pad_token_id)).save_pretrained(tmp_path / "roberta")
+    tokenizer.save_pretrained(tmp_path / "roberta")
+    pooled = TextEncoder("roberta-base", weights=str(tmp_path / "roberta"))
+    tokens = TextEncoder("roberta-base", weights=str(tmp_path / "roberta"), pool="tokens")
+    vector, mask = pooled(["where do I grasp the mug?", "sit"])
+    states, token_mask = tokens(["where do I grasp the mug?", "sit"])
+    assert vector.shape == (2, 1, 16) and mask.all()
+    assert states.shape[0] == 2 and token_mask[1].sum() < token_mask[0].sum()
+    expected = (states[1][token_mask[1]]).mean(0)
+    torch.testing.assert_close(vector[1, 0], expected, atol=1e-5, rtol=1e-5)
+    with pytest.raises(InputError, match="no such weights"):
+        TextEncoder("roberta-base", weights=str(tmp_path / "missing"))
