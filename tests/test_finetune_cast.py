@@ -266,3 +266,49 @@ def test_text_encoder_loads_a_local_roberta(tmp_path):
     torch.testing.assert_close(vector[1, 0], expected, atol=1e-5, rtol=1e-5)
     with pytest.raises(InputError, match="no such weights"):
         TextEncoder("roberta-base", weights=str(tmp_path / "missing"))
+
+
+def test_export_torchscript_and_ply(cast_run, tmp_path, afcli_cmd):
+    run, _ = cast_run
+    out = afcli_cmd("export", "torchscript", "--checkpoint", run, "--out", tmp_path / "cast.pt", "--points", "256", "--json", check=0)
+    result = json.loads(out.stdout)
+    assert result["max_abs_difference"] <= 1e-4 and result["inputs"]["points"] == [1, 256, 3]
+    loaded = torch.jit.load(str(tmp_path / "cast.pt"))
+    inputs = [torch.rand(1, 256, 3), torch.rand(1, 1, 384), torch.ones(1, 1, dtype=torch.bool), torch.rand(1, 1, 1280),
+              torch.ones(1, 1, dtype=torch.bool)]
+    from afcli.export import HeatMap
+    from afcli.models.cast import CAST
+
+    model = HeatMap(CAST.from_pretrained(run / "best"), ("text", "image")).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(*inputs), model(*inputs), atol=1e-4, rtol=0)
+    predictions = tmp_path / "p.npz"
+    afcli_cmd("eval", "synth", "--checkpoint", run, "--save-predictions", predictions, "--device", "cpu", check=0)
+    import yaml
+
+    store = yaml.safe_load((run / "config.yaml").read_text())["settings"]["data"]["store"]
+    afcli_cmd("export", "ply", "--store", store, "--predictions", predictions, "--out", tmp_path / "ply", check=0)
+    files = sorted((tmp_path / "ply").glob("*.ply"))
+    with np.load(predictions) as saved:
+        assert len(files) == 2 * len(saved["pred"])
+    import trimesh
+
+    cloud = trimesh.load(files[0])
+    assert len(cloud.vertices) == 256
+
+
+def test_cast_recipes_load_and_carry_expected_numbers():
+    from pathlib import Path
+
+    from afcli.config import load_recipe
+    from afcli.finetune.cast import CASTSettings
+
+    recipes = sorted((Path(__file__).resolve().parents[1] / "recipes" / "cast").glob("*.yaml"))
+    assert len(recipes) == 13
+    for path in recipes:
+        settings, raw = load_recipe(path, CASTSettings, "finetune")
+        settings.model.check()
+        if path.stem != "synth":
+            assert raw["expected"]["protocol"] == "standard" and raw["source"] in ("paper", "official-code")
+    laso, _ = load_recipe(recipes[0].parent / "laso-official.yaml", CASTSettings, "finetune")
+    assert (laso.model.fusion, laso.loss.focal_weight, laso.backbone_lr_scale, laso.prompts.text_pool) == ("points", 0.5, 0.2, "tokens")

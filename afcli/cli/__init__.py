@@ -8,7 +8,7 @@ from __future__ import annotations
 import typer
 
 from afcli import __version__
-from afcli.cli import data, doctor, evaluate, finetune, lift, pretrain, store
+from afcli.cli import data, doctor, evaluate, export, finetune, lift, pretrain, store
 from afcli.cli.common import JsonOption, apply_json
 from afcli.console import options
 
@@ -26,6 +26,7 @@ app.command("render")(lift.render_command)
 app.command("lift")(lift.lift_command)
 app.add_typer(pretrain.app, name="pretrain")
 app.add_typer(finetune.app, name="finetune")
+app.add_typer(export.app, name="export")
 app.add_typer(evaluate.app, name="eval")
 app.command("doctor")(doctor.doctor)
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import importlib
 import os
+from contextlib import contextmanager
 from functools import lru_cache
 from types import ModuleType
+from typing import Iterator
 
 from afcli.errors import InputError
 
@@ -61,3 +63,19 @@ def report() -> dict[str, str]:
     return {
         op: f"{COMPILED} ({PROVIDER[op]})" if backend_of(op) == COMPILED else TORCH for op in PROVIDER
     }
+
+
+@contextmanager
+def pure_torch() -> Iterator[None]:
+    """Run every op on its PyTorch path inside the block — what graph exporters can trace: the
+    compiled extensions are custom operators that TorchScript files would need at load time and
+    ONNX cannot express."""
+    before = os.environ.get("AFCLI_OPS")
+    os.environ["AFCLI_OPS"] = TORCH
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["AFCLI_OPS"]
+        else:
+            os.environ["AFCLI_OPS"] = before

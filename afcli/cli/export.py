@@ -1,0 +1,44 @@
+"""``afcli export``: CAST for deployment (TorchScript) and heat maps as coloured PLY clouds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from afcli.cli.common import JsonOption, apply_json, handle_errors
+from afcli.console import emit, stdout
+
+app = typer.Typer(help="Export CAST models (TorchScript) and heat-map point clouds (PLY).", no_args_is_help=True)
+
+
+@app.command("torchscript")
+@handle_errors
+def torchscript(
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="A CAST run directory (its best-on-val model)."),
+    out: Path = typer.Option(..., "--out", help="File to write (.pt)."),
+    points: int = typer.Option(2048, "--points", help="Points per cloud, fixed in the exported graph."),
+    json: JsonOption = False,
+) -> None:
+    """CAST as TorchScript, checked against PyTorch on a store sample (max abs difference printed)."""
+    apply_json(json)
+    from afcli.export import export_cast
+
+    result = export_cast(checkpoint, out, points)
+    emit(result, lambda r: stdout.print(
+        f"wrote {r['out']} ({r['format']}); inputs {r['inputs']}; max |exported - PyTorch| on {r['checked_on']}: {r['max_abs_difference']:.2e}"))
+
+
+@app.command("ply")
+@handle_errors
+def ply(
+    store: Path = typer.Option(..., "--store", help="The store the predictions were made on."),
+    predictions: Path = typer.Option(..., "--predictions", help="A .npz from afcli eval --save-predictions."),
+    out: Path = typer.Option(..., "--out", help="Folder for <query>.pred.ply and <query>.gt.ply."),
+    json: JsonOption = False,
+) -> None:
+    """Predicted and ground-truth heat maps as coloured point clouds (grey → red)."""
+    apply_json(json)
+    from afcli.export import export_ply
+
+    emit(export_ply(store, predictions, out), lambda r: stdout.print(f"wrote {r['files']} PLY files to {r['out']}"))

@@ -1,0 +1,125 @@
+"""``afcli export``: CAST as TorchScript for deployment, heat maps as coloured PLY clouds.
+
+ONNX is not offered yet: the legacy exporter stops at the sort inside the pure-PyTorch kNN.
+
+Exported CAST graphs have fixed shapes — 2048 points and the prompt token counts of the run's
+encoders — and take ``points`` (B, N, 3) plus, per modality the model has, ``<kind>`` tokens
+(B, T, D) and ``<kind>_mask`` (B, T); they return the sigmoid heat map (B, N). Each export is checked
+against the PyTorch model on a store sample with the run's own encoded prompts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from afcli.errors import InputError
+from afcli.ops.backend import pure_torch
+
+class HeatMap(torch.nn.Module):
+    """CAST with positional inputs and a sigmoid, as deployment runtimes want it."""
+
+    def __init__(self, model, kinds: tuple[str, ...]):
+        super().__init__()
+        self.model, self.kinds = model.eval(), kinds
+
+    def forward(self, points, *prompts):
+        inputs = {}
+        for k, kind in enumerate(self.kinds):
+            inputs[kind], inputs[f"{kind}_mask"] = prompts[2 * k], prompts[2 * k + 1]
+        return torch.sigmoid(self.model(points, **inputs))
+
+
+def example_inputs(run: Path, num_points: int) -> tuple[tuple[torch.Tensor, ...], tuple[str, ...], str]:
+    """A store sample and the run's first encoded prompt of each modality."""
+    from afcli.engine.run import read_settings
+    from afcli.finetune.cast import PROMPTS_FILE, CASTSettings
+    from afcli.store import open_store
+
+    settings = read_settings(CASTSettings, run)
+    if not (run / PROMPTS_FILE).is_file():
+        raise InputError(f"no {PROMPTS_FILE} (not a CAST run directory)", run)
+    prompts = torch.load(run / PROMPTS_FILE, weights_only=False)
+    with open_store(settings.data.store) as f:
+        points = torch.from_numpy(f["points/xyz"][0][:num_points]).float()[None]
+        sample = f["samples/id"][0].decode()
+    if points.shape[1] != num_points:
+        raise InputError(f"store samples have {points.shape[1]} points, the export takes {num_points}", settings.data.store)
+    kinds = tuple(kind for kind in ("text", "image") if prompts[kind] is not None)
+    tensors = [points]
+    for kind in kinds:
+        tensors += [prompts[kind].tokens[:1].float(), prompts[kind].mask[:1]]
+    return tuple(tensors), kinds, sample
+
+
+def export_cast(run: str | Path, out: str | Path, num_points: int = 2048) -> dict:
+    from afcli.eval.affordance import resolve_model
+    from afcli.models.cast import CAST
+
+    run, out = Path(run), Path(out)
+    model = CAST.from_pretrained(resolve_model(run)).eval()
+    inputs, kinds, sample = example_inputs(run, num_points)
+    wrapper = HeatMap(model, kinds).eval()
+    with torch.no_grad():
+        reference = wrapper(*inputs)  # with whichever ops backend the user has
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    names = ["points"] + [name for kind in kinds for name in (kind, f"{kind}_mask")]
+    with torch.no_grad(), pure_torch():
+        traced = torch.jit.trace(wrapper, inputs, check_trace=False)
+        traced.save(str(tmp))
+        exported = torch.jit.load(str(tmp))(*inputs)
+    tmp.replace(out)
+    difference = float((exported - reference).abs().max())
+    return {"out": str(out), "format": "torchscript", "inputs": {n: list(t.shape) for n, t in zip(names, inputs)}, "checked_on": sample,
+            "max_abs_difference": difference}
+
+
+def write_ply(path: Path, points: np.ndarray, colours: np.ndarray) -> None:
+    """Binary little-endian PLY with float x, y, z and uchar red, green, blue."""
+    vertex = np.empty(len(points), dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")])
+    vertex["x"], vertex["y"], vertex["z"] = points[:, 0], points[:, 1], points[:, 2]
+    vertex["red"], vertex["green"], vertex["blue"] = colours[:, 0], colours[:, 1], colours[:, 2]
+    header = (
+        "ply\nformat binary_little_endian 1.0\n"
+        f"element vertex {len(points)}\n"
+        "property float x\nproperty float y\nproperty float z\n"
+        "property uchar red\nproperty uchar green\nproperty uchar blue\nend_header\n"
+    )
+    with open(path, "wb") as handle:
+        handle.write(header.encode("ascii"))
+        handle.write(vertex.tobytes())
+
+
+def export_ply(store: str | Path, predictions: str | Path, out: str | Path) -> dict:
+    """One ``<query>.pred.ply`` and ``<query>.gt.ply`` per saved prediction (``afcli eval
+    --save-predictions``), points coloured grey → red by the heat map."""
+    from afcli.metrics.affordance import load_predictions
+    from afcli.render.preview import heat_colours
+    from afcli.store import open_store
+    from afcli.store.queries import read_queries
+
+    arrays = load_predictions(predictions)
+    if "query" not in arrays:
+        raise InputError("no 'query' array: write the file with afcli eval --save-predictions", predictions)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with open_store(store) as f:
+        table = read_queries(f, store)
+        row_of = {query_id: r for r, query_id in enumerate(table.id)}
+        for i, query_id in enumerate(arrays["query"].astype(str)):
+            r = row_of.get(query_id)
+            if r is None or table.sample[r] < 0:
+                raise InputError(f"query {query_id} is not a paired query of this store", store)
+            points = f["points/xyz"][table.sample[r]]
+            if len(points) != arrays["pred"].shape[1]:
+                raise InputError(f"query {query_id}: {arrays['pred'].shape[1]} predictions for {len(points)} points", predictions)
+            stem = query_id.replace("/", "_")
+            for name in ("pred", "gt"):
+                colours = (heat_colours(arrays[name][i]) * 255).round().astype(np.uint8)
+                write_ply(out / f"{stem}.{name}.ply", points, colours)
+                written += 1
+    return {"out": str(out), "files": written}
