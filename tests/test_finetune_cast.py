@@ -312,3 +312,28 @@ def test_cast_recipes_load_and_carry_expected_numbers():
             assert raw["expected"]["protocol"] == "standard" and raw["source"] in ("paper", "official-code")
     laso, _ = load_recipe(recipes[0].parent / "laso-official.yaml", CASTSettings, "finetune")
     assert (laso.model.fusion, laso.loss.focal_weight, laso.backbone_lr_scale, laso.prompts.text_pool) == ("points", 0.5, 0.2, "tokens")
+
+
+def test_precise_bn_makes_eval_match_train_on_the_calibration_batch(cast_run):
+    """After re-estimating BatchNorm statistics on one batch, eval mode on that batch reproduces
+    train mode (no dropout): what short fine-tuning runs need before validating."""
+    from afcli.engine.run import read_settings
+    from afcli.finetune.cast import CASTSettings, CASTTask, QueryData, prompt_inputs, recalibrate_batchnorm
+
+    run, _ = cast_run
+    settings = read_settings(CASTSettings, run)
+    settings.model.dropout, settings.batch_size = 0.0, 8
+    task = CASTTask(settings, run)
+    torch.manual_seed(0)
+    model = task.build_model()
+    data = QueryData(settings.data.store, "train", task.prompts, training=False, seed=settings.seed)
+    batch = torch.utils.data.default_collate([data[i] for i in range(8)])
+    inputs = prompt_inputs(task.prompts, batch, "cpu")
+    recalibrate_batchnorm(model, task, 1, "cpu")
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert all(m.momentum == 0.1 and int(m.num_batches_tracked) == 1 for m in norms) and not model.training
+    with torch.no_grad():
+        evaluated = model(batch["points"], **inputs)
+        model.train()
+        trained = model(batch["points"], **inputs)
+    torch.testing.assert_close(evaluated, trained, atol=2e-3, rtol=0)
