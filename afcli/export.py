@@ -1,6 +1,4 @@
-"""``afcli export``: CAST as TorchScript for deployment, heat maps as coloured PLY clouds.
-
-ONNX is not offered yet: the legacy exporter stops at the sort inside the pure-PyTorch kNN.
+"""``afcli export``: CAST as TorchScript or ONNX for deployment, heat maps as coloured PLY clouds.
 
 Exported CAST graphs have fixed shapes — 2048 points and the prompt token counts of the run's
 encoders — and take ``points`` (B, N, 3) plus, per modality the model has, ``<kind>`` tokens
@@ -10,6 +8,8 @@ against the PyTorch model on a store sample with the run's own encoded prompts.
 
 from __future__ import annotations
 
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ import torch
 
 from afcli.errors import InputError
 from afcli.ops.backend import pure_torch
+
 
 class HeatMap(torch.nn.Module):
     """CAST with positional inputs and a sigmoid, as deployment runtimes want it."""
@@ -54,7 +55,24 @@ def example_inputs(run: Path, num_points: int) -> tuple[tuple[torch.Tensor, ...]
     return tuple(tensors), kinds, sample
 
 
-def export_cast(run: str | Path, out: str | Path, num_points: int = 2048) -> dict:
+FORMATS = ("torchscript", "onnx")
+
+
+@contextmanager
+def traceable():
+    """Pure-PyTorch point ops and no fused Transformer fast path while tracing: both would put
+    operators into the graph that ONNX cannot express and TorchScript files would need at load."""
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with pure_torch(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer notes on Python control flow, fixed here by design
+            yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+
+
+def export_cast(run: str | Path, fmt: str, out: str | Path, num_points: int = 2048) -> dict:
     from afcli.eval.affordance import resolve_model
     from afcli.models.cast import CAST
 
@@ -67,14 +85,28 @@ def export_cast(run: str | Path, out: str | Path, num_points: int = 2048) -> dic
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     names = ["points"] + [name for kind in kinds for name in (kind, f"{kind}_mask")]
-    with torch.no_grad(), pure_torch():
-        traced = torch.jit.trace(wrapper, inputs, check_trace=False)
-        traced.save(str(tmp))
-        exported = torch.jit.load(str(tmp))(*inputs)
+    if fmt not in FORMATS:
+        raise InputError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
+    with torch.no_grad(), traceable():
+        if fmt == "torchscript":
+            torch.jit.trace(wrapper, inputs, check_trace=False).save(str(tmp))
+            exported = torch.jit.load(str(tmp))(*inputs)
+        else:
+            exported = _onnx(wrapper, inputs, names, tmp)
     tmp.replace(out)
     difference = float((exported - reference).abs().max())
-    return {"out": str(out), "format": "torchscript", "inputs": {n: list(t.shape) for n, t in zip(names, inputs)}, "checked_on": sample,
+    return {"out": str(out), "format": fmt, "inputs": {n: list(t.shape) for n, t in zip(names, inputs)}, "checked_on": sample,
             "max_abs_difference": difference}
+
+
+def _onnx(wrapper, inputs, names, path: Path) -> torch.Tensor:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise InputError("ONNX export needs onnx and onnxruntime: pip install 'afcli[export]'") from None
+    torch.onnx.export(wrapper, inputs, str(path), input_names=names, output_names=["heat"], dynamo=False, opset_version=17)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return torch.from_numpy(session.run(None, {name: t.numpy() for name, t in zip(names, inputs)})[0])
 
 
 def write_ply(path: Path, points: np.ndarray, colours: np.ndarray) -> None:

@@ -268,11 +268,14 @@ def test_text_encoder_loads_a_local_roberta(tmp_path):
         TextEncoder("roberta-base", weights=str(tmp_path / "missing"))
 
 
-def test_export_torchscript_and_ply(cast_run, tmp_path, afcli_cmd):
+def test_export_torchscript_onnx_and_ply(cast_run, tmp_path, afcli_cmd):
     run, _ = cast_run
     out = afcli_cmd("export", "torchscript", "--checkpoint", run, "--out", tmp_path / "cast.pt", "--points", "256", "--json", check=0)
     result = json.loads(out.stdout)
     assert result["max_abs_difference"] <= 1e-4 and result["inputs"]["points"] == [1, 256, 3]
+    onnxruntime = pytest.importorskip("onnxruntime")
+    out = afcli_cmd("export", "onnx", "--checkpoint", run, "--out", tmp_path / "cast.onnx", "--points", "256", "--json", check=0)
+    assert json.loads(out.stdout)["max_abs_difference"] <= 1e-4
     loaded = torch.jit.load(str(tmp_path / "cast.pt"))
     inputs = [torch.rand(1, 256, 3), torch.rand(1, 1, 384), torch.ones(1, 1, dtype=torch.bool), torch.rand(1, 1, 1280),
               torch.ones(1, 1, dtype=torch.bool)]
@@ -281,7 +284,12 @@ def test_export_torchscript_and_ply(cast_run, tmp_path, afcli_cmd):
 
     model = HeatMap(CAST.from_pretrained(run / "best"), ("text", "image")).eval()
     with torch.no_grad():
-        torch.testing.assert_close(loaded(*inputs), model(*inputs), atol=1e-4, rtol=0)
+        expected = model(*inputs)
+        torch.testing.assert_close(loaded(*inputs), expected, atol=1e-4, rtol=0)  # another cloud than the check's
+    session = onnxruntime.InferenceSession(str(tmp_path / "cast.onnx"), providers=["CPUExecutionProvider"])
+    names = ["points", "text", "text_mask", "image", "image_mask"]
+    onnx_out = session.run(None, {name: t.numpy() for name, t in zip(names, inputs)})[0]
+    np.testing.assert_allclose(onnx_out, expected.numpy(), atol=1e-4, rtol=0)
     predictions = tmp_path / "p.npz"
     afcli_cmd("eval", "synth", "--checkpoint", run, "--save-predictions", predictions, "--device", "cpu", check=0)
     import yaml
@@ -337,3 +345,49 @@ def test_precise_bn_makes_eval_match_train_on_the_calibration_batch(cast_run):
         model.train()
         trained = model(batch["points"], **inputs)
     torch.testing.assert_close(evaluated, trained, atol=2e-3, rtol=0)
+
+
+def test_knn_ties_in_onnx_follow_the_index_order(tmp_path):
+    """ONNX has no stable sort; the exported kNN orders its neighbours with TopK, whose ties go to
+    the lower index — the order the PyTorch path gives. (Ties at the k-th place are a different
+    matter: which of them is kept is up to each backend's selection, so the cloud avoids them.)"""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    from afcli.export import traceable
+    from afcli.ops import knn
+
+    class Neighbours(torch.nn.Module):
+        def forward(self, points, queries):
+            return knn(points, queries, 8)[0]
+
+    square = torch.tensor([[1.0, 0, 0], [0, 1, 0], [-1, 0, 0], [0, -1, 0]])
+    rings = torch.cat([square * 3, square, square * 2, square * 5])[torch.randperm(16, generator=torch.Generator().manual_seed(0))]
+    grid = rings.unsqueeze(0)  # distances 1, 2, 3, 5 from the origin, four points each, shuffled
+    queries = torch.zeros(1, 2, 3)
+    with torch.no_grad(), traceable():
+        expected = Neighbours()(grid, queries)
+        torch.onnx.export(Neighbours(), (grid, queries), str(tmp_path / "knn.onnx"), input_names=["p", "q"], dynamo=False, opset_version=17)
+    session = onnxruntime.InferenceSession(str(tmp_path / "knn.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"p": grid.numpy(), "q": queries.numpy()})[0]
+    np.testing.assert_array_equal(got, expected.numpy())
+
+
+def test_two_gloo_processes_split_the_batch(cast_store, tmp_path):
+    """--gpus 2 on CPU: each process takes half of every global batch. The first step's focal term
+    (a mean over points) equals the one-process value; the dice term is a sum over each process's
+    own half (the authors' DDP code does the same), so the curves part after that."""
+    from afcli.config import apply_sets
+    from afcli.engine.distributed import Launch
+    from afcli.finetune.cast import CASTSettings, finetune
+
+    def settings():
+        s = CASTSettings(epochs=2, batch_size=8, device="cpu")
+        s.data.store, s.prompts.text, s.prompts.image = str(cast_store), "minilm-l6", None
+        s.model.dropout = 0.0  # dropout draws differ per process; everything else must agree
+        return apply_sets(s, TINY_CAST[1::2])
+
+    one = finetune(settings(), tmp_path / "one", show_progress=False)
+    two = finetune(settings(), tmp_path / "two", plan=Launch(gpus=2), show_progress=False)
+    assert two["world_size"] == 2 and len(one["history"]) == len(two["history"]) > 4
+    assert one["history"][0]["focal"] == pytest.approx(two["history"][0]["focal"], rel=1e-5)
+    assert all(np.isfinite(r["total"]) for r in two["history"]) and two["best_score"] is not None
+    assert (tmp_path / "two" / "best" / "cast_config.json").is_file()

@@ -1,4 +1,4 @@
-"""``afcli export``: CAST for deployment (TorchScript) and heat maps as coloured PLY clouds."""
+"""``afcli export``: CAST for deployment (TorchScript, ONNX) and heat maps as coloured PLY clouds."""
 
 from __future__ import annotations
 
@@ -9,24 +9,29 @@ import typer
 from afcli.cli.common import JsonOption, apply_json, handle_errors
 from afcli.console import emit, stdout
 
-app = typer.Typer(help="Export CAST models (TorchScript) and heat-map point clouds (PLY).", no_args_is_help=True)
+app = typer.Typer(help="Export CAST models (TorchScript, ONNX) and heat-map point clouds (PLY).", no_args_is_help=True)
 
 
-@app.command("torchscript")
-@handle_errors
-def torchscript(
-    checkpoint: Path = typer.Option(..., "--checkpoint", help="A CAST run directory (its best-on-val model)."),
-    out: Path = typer.Option(..., "--out", help="File to write (.pt)."),
-    points: int = typer.Option(2048, "--points", help="Points per cloud, fixed in the exported graph."),
-    json: JsonOption = False,
-) -> None:
-    """CAST as TorchScript, checked against PyTorch on a store sample (max abs difference printed)."""
-    apply_json(json)
-    from afcli.export import export_cast
+def _model_command(fmt: str, title: str, suffix: str):
+    def command(
+        checkpoint: Path = typer.Option(..., "--checkpoint", help="A CAST run directory (its best-on-val model)."),
+        out: Path = typer.Option(..., "--out", help=f"File to write ({suffix})."),
+        points: int = typer.Option(2048, "--points", help="Points per cloud, fixed in the exported graph."),
+        json: JsonOption = False,
+    ) -> None:
+        apply_json(json)
+        from afcli.export import export_cast
 
-    result = export_cast(checkpoint, out, points)
-    emit(result, lambda r: stdout.print(
-        f"wrote {r['out']} ({r['format']}); inputs {r['inputs']}; max |exported - PyTorch| on {r['checked_on']}: {r['max_abs_difference']:.2e}"))
+        result = export_cast(checkpoint, fmt, out, points)
+        emit(result, lambda r: stdout.print(
+            f"wrote {r['out']} ({r['format']}); inputs {r['inputs']}; max |exported - PyTorch| on {r['checked_on']}: {r['max_abs_difference']:.2e}"))
+
+    command.__doc__ = f"CAST as {title}, checked against PyTorch on a store sample (max abs difference printed)."
+    return command
+
+
+app.command("torchscript")(handle_errors(_model_command("torchscript", "TorchScript", ".pt")))
+app.command("onnx")(handle_errors(_model_command("onnx", "ONNX (runs in onnxruntime)", ".onnx")))
 
 
 @app.command("ply")

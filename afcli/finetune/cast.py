@@ -6,6 +6,9 @@ authors' code is ``recipes/cast/*-official.yaml``. Where the paper is silent afc
 value and says so: weight decay 0.01, cosine to 1e-6 per epoch without warm-up, no clipping (the code
 clips at 1.0: official recipes set ``grad_clip``).
 
+With ``--gpus N`` each process takes 1/N of every global batch; the dice term is computed over each
+process's share, as in the authors' DDP code, so N processes do not replay one process exactly.
+
 Model selection uses the ``val`` split (the best validation aIoU is exported to ``best/``); the
 official code selects on test, afcli does not. Prompts are encoded once, before training, into
 ``prompts.pt`` in the run directory (frozen encoders, as the paper).

@@ -3,7 +3,8 @@
 Conventions (shared by both backends, so results agree exactly):
 - :func:`fps` starts at index ``start`` (default 0, like Point-MAE's PointNet++ kernel) and breaks
   ties by the lowest index, like ``torch.argmax``.
-- :func:`knn` returns neighbours sorted by squared distance, ties by index.
+- :func:`knn` returns neighbours sorted by squared distance, ties by index (which of several points
+  tied at the k-th place is kept is up to each backend's selection).
 - :func:`ball_query` has PointNet++ semantics: the first ``k`` points *by index* within the radius,
   empty slots repeat the first one found, and a query with no point in range gets index 0. No
   compiled library offers these semantics (``torch_cluster.radius`` keeps arbitrary neighbours
@@ -70,7 +71,11 @@ def _squared_distances(points: torch.Tensor, queries: torch.Tensor, index: torch
 def _sorted_neighbours(points, queries, index) -> tuple[torch.Tensor, torch.Tensor]:
     index, _ = index.sort(-1)
     distance = _squared_distances(points, queries, index)
-    distance, order = distance.sort(dim=-1, stable=True)
+    if torch.onnx.is_in_onnx_export():
+        # ONNX has no stable sort, but its TopK breaks ties by the lower index: the same order.
+        distance, order = distance.topk(distance.shape[-1], dim=-1, largest=False, sorted=True)
+    else:
+        distance, order = distance.sort(dim=-1, stable=True)
     return torch.gather(index, -1, order), distance
 
 
