@@ -71,7 +71,10 @@ class TextEncoder(torch.nn.Module):
         self.model, self.weights, self.weights_sha256 = load_pretrained(AutoModel, model_id, weights, offline)
         source = weights if weights is not None else model_id
         self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)  # the model loaded: its files are here
-        self.dim = int(self.model.config.hidden_size)
+
+    def provenance(self) -> dict:
+        return {"encoder": self.name, "weights": self.weights, "weights_sha256": self.weights_sha256, "pool": self.pool,
+                "max_length": self.max_length}
 
     @torch.no_grad()
     def forward(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,7 +95,9 @@ class ImageEncoder(torch.nn.Module):
             raise InputError(f"image pool must be mean or tokens, got {pool!r}")
         self.teacher = load_teacher(spec, weights=weights, offline=offline)
         self.name, self.pool = spec, pool
-        self.dim = None
+
+    def provenance(self) -> dict:
+        return {**self.teacher.provenance(), "pool": self.pool}
 
     @torch.no_grad()
     def forward(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -391,3 +391,17 @@ def test_two_gloo_processes_split_the_batch(cast_store, tmp_path):
     assert one["history"][0]["focal"] == pytest.approx(two["history"][0]["focal"], rel=1e-5)
     assert all(np.isfinite(r["total"]) for r in two["history"]) and two["best_score"] is not None
     assert (tmp_path / "two" / "best" / "cast_config.json").is_file()
+
+
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, afcli_cmd, synth_dir):
+    from afcli.data.importer import import_shapes
+
+    plain = tmp_path / "plain.h5"
+    import_shapes(synth_dir / "meshes", plain, num_points=256)  # meshes without a manifest: no queries
+    out = afcli_cmd("finetune", "cast", "--store", plain, "--text", "minilm-l6", "--run", tmp_path / "run", check=2)
+    assert "holds no queries" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+    missing = afcli_cmd("eval", "laso", "--checkpoint", tmp_path / "nowhere", check=2)
+    assert "not a run directory" in missing.stderr
+    wrong = afcli_cmd("eval", "synth", "--checkpoint", tmp_path / "nowhere", "--prompt", "audio", check=2)
+    assert "error:" in wrong.stderr

@@ -27,6 +27,13 @@ def _metric_row(name: str, m: dict) -> tuple:
 METRIC_COLUMNS = ["", "samples", "aIoU %", "AUC %", "SIM", "MAE"]
 
 
+def _class_tables(scored: dict, prefix: str = "") -> None:
+    """Per-object and per-affordance tables of one standard-protocol result."""
+    for key, title in (("per_object", "per object"), ("per_affordance", "per affordance")):
+        if key in scored:
+            stdout.print(table(prefix + title, METRIC_COLUMNS, [_metric_row(name, m) for name, m in scored[key].items()]))
+
+
 def _benchmark_command(benchmark: str):
     def command(
         checkpoint: List[Path] = typer.Option(..., "--checkpoint", help="A CAST run directory (its best-on-val model); repeat to compare runs."),
@@ -58,6 +65,8 @@ def _benchmark_command(benchmark: str):
             r = rs[0]
             title = f"{r['benchmark']} {r['split']}: {r['queries']} queries, {r['protocol']} protocol, {r['votes']} vote(s), prompts {'+'.join(r['prompts'])}"
             rows = [(_metric_row(f"{x['run']} {name}" if len(rs) > 1 else name, scored["overall"])) for x in rs for name, scored in x["results"].items()]
+            if len(rs) == 1:
+                _class_tables(r["results"]["all"])
             stdout.print(table(title, METRIC_COLUMNS, rows))
             for x in rs:
                 if x["expected"]:
@@ -93,9 +102,7 @@ def affordance(
 
     def show(r: dict) -> None:
         stdout.print(table(f"affordance metrics ({r['protocol']} protocol)", METRIC_COLUMNS, [_metric_row("overall", r["overall"])]))
-        for key, title in (("per_object", "per object"), ("per_affordance", "per affordance")):
-            if key in r:
-                stdout.print(table(title, METRIC_COLUMNS, [_metric_row(name, m) for name, m in r[key].items()]))
+        _class_tables(r)
         if r.get("empty_gt_samples"):
             stdout.print(f"{r['empty_gt_samples']} samples with empty ground truth: left out of aIoU and AUC, counted in SIM and MAE")
 

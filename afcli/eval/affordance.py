@@ -116,7 +116,8 @@ def evaluate_run(run: str | Path, options: EvalOptions, advance=None, on_total=N
     expected = expected_numbers(run, options.recipe)
     out = {
         "run": str(run), "model": str(resolve_model(run)), "store": str(store), "benchmark": options.benchmark, "split": options.split,
-        "protocol": options.protocol, "votes": votes, "prompts": list(use), "queries": len(data), "results": results,
+        "protocol": options.protocol, "votes": votes, "prompts": list(use), "prompt_encoders": prompts["provenance"],
+        "queries": len(data), "results": results,
         "expected": expected,
     }
     if options.save_predictions is not None:

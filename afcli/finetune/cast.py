@@ -106,8 +106,9 @@ def image_key(image: str, affordance: str) -> str:
 
 def encode_prompts(settings: PromptSettings, store: Path, table, rows: np.ndarray, *, all_questions: bool, device, advance=None,
                    on_total=None) -> dict:
-    """``{"text": EncodedPrompts | None, "image": …}`` for the queries ``rows`` of ``table``:
-    every question of each (training) or only the first (evaluation), and every image prompt."""
+    """``{"text": EncodedPrompts | None, "image": …, "provenance": {kind: encoder, weights, sha256}}``
+    for the queries ``rows`` of ``table``: every question of each (training) or only the first
+    (evaluation), and every image prompt."""
     from afcli.prompts import RENDER_PREFIX, EncodedPrompts, ImageEncoder, TextEncoder, read_image, render_prompt, stack
     from afcli.store import open_store
     from afcli.store.schema import decode
@@ -121,7 +122,7 @@ def encode_prompts(settings: PromptSettings, store: Path, table, rows: np.ndarra
     batch = 32
     (on_total or (lambda n: None))(-(-len(texts) // batch) + -(-len(images) // batch))
     advance = advance or (lambda: None)
-    out = {"text": None, "image": None}
+    out = {"text": None, "image": None, "provenance": {}}
     if texts:
         encoder = TextEncoder(settings.text, weights=settings.text_weights, pool=settings.text_pool, max_length=settings.max_length).to(device)
         parts = []
@@ -129,6 +130,7 @@ def encode_prompts(settings: PromptSettings, store: Path, table, rows: np.ndarra
             parts.append(tuple(t.cpu() for t in encoder(texts[start : start + batch])))
             advance()
         out["text"] = EncodedPrompts({t: i for i, t in enumerate(texts)}, *stack(parts))
+        out["provenance"]["text"] = encoder.provenance()
     if images:
         encoder = ImageEncoder(settings.image, weights=settings.image_weights, pool=settings.image_pool).to(device)
         folder = Path(store).resolve().parent
@@ -151,6 +153,7 @@ def encode_prompts(settings: PromptSettings, store: Path, table, rows: np.ndarra
                 parts.append(tuple(t.cpu() for t in encoder(torch.stack(pictures).to(device))))
                 advance()
         out["image"] = EncodedPrompts({image_key(i, a): k for k, (i, a) in enumerate(images)}, *stack(parts))
+        out["provenance"]["image"] = encoder.provenance()
     return out
 
 
@@ -417,7 +420,7 @@ def prepare_run(settings: CASTSettings | None, run_dir: Path, resume: dict | Non
 def merge_prompts(first: dict, second: dict) -> dict:
     from afcli.prompts import EncodedPrompts
 
-    merged = {}
+    merged = {"provenance": {**second["provenance"], **first["provenance"]}}
     for kind in ("text", "image"):
         a, b = first[kind], second[kind]
         if a is None or b is None:
