@@ -33,7 +33,7 @@ from afcli.data.affordance import LASO_AFFORDANCES, PIAD_AFFORDANCES, PIADV2_AFF
 from afcli.data.importer import _estimate_normals, _resample, ensure_point_arrays
 from afcli.data.readers import read_piad
 from afcli.errors import InputError
-from afcli.store.queries import Query, hash_split
+from afcli.store.queries import Query
 from afcli.store.schema import DONE
 from afcli.store.writer import StoreWriter
 

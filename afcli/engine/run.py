@@ -1,5 +1,6 @@
 """Run directories shared by every training verb: ``config.yaml`` (the full settings), ``meta.json``
-(afcli version, git revision, seed, command line), and the checks for a new or a resumed run."""
+(afcli version, git revision, seed, command line), the checks for a new or a resumed run, and the
+body of one training process."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import subprocess
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import TypeVar
+from typing import Callable, TypeVar
 
 from afcli import __version__
-from afcli.engine.trainer import CHECKPOINT
+from afcli.engine.trainer import CHECKPOINT, train
 from afcli.errors import InputError
 
 CONFIG_FILE = "config.yaml"
@@ -60,3 +61,25 @@ def write_run(settings, run_dir: Path, stage: str, method: str) -> None:
     (run_dir / CONFIG_FILE).write_text(yaml.safe_dump({"stage": stage, "method": method, "settings": asdict(settings)}, sort_keys=False))
     meta = {"afcli_version": __version__, "git_revision": git_revision(), "seed": settings.seed, "command": sys.argv}
     (run_dir / "meta.json").write_text(json.dumps(meta, indent=2))
+
+
+def train_rank(label: str, make_task: Callable, task_args: tuple, settings, run_dir: Path, resume: bool, show_progress: bool) -> dict:
+    """One process of a training job (the only one without --gpus): join the group, build the task
+    ``make_task(*task_args)`` and run the shared loop with ``settings``' epochs, batch, optimiser."""
+    from afcli.console import options, progress
+    from afcli.engine.distributed import setup, teardown
+
+    rank = setup(settings.device)
+    try:
+        if not rank.main or not show_progress:
+            options.quiet = True
+        with progress(label) as (advance, set_total):
+            result = train(
+                make_task(*task_args), epochs=settings.epochs, batch_size=settings.batch_size, seed=settings.seed,
+                optim=settings.optim, workers=settings.data.workers, amp=settings.amp, run_dir=run_dir, rank=rank,
+                resume=resume, advance=advance, on_total=set_total,
+            )
+        result.update(run=str(run_dir), world_size=rank.world_size, device=str(rank.device))
+        return result
+    finally:
+        teardown()

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from afcli.engine.distributed import Launch, launch, pick_device, setup, teardown
-from afcli.engine.run import settings_for_run, write_run
-from afcli.engine.trainer import OptimSettings, train
+from afcli.engine.distributed import Launch, launch, pick_device
+from afcli.engine.run import settings_for_run, train_rank, write_run
+from afcli.engine.trainer import OptimSettings
 from afcli.errors import InputError
 from afcli.losses.seg import cast_loss
 from afcli.models.cast import CAST, CASTConfig
@@ -437,26 +437,6 @@ def merge_prompts(first: dict, second: dict) -> dict:
     return merged
 
 
-def _rank_main(settings: CASTSettings, run_dir: Path, resume: bool, show_progress: bool) -> dict:
-    from afcli.console import options, progress
-
-    rank = setup(settings.device)
-    try:
-        if not rank.main or not show_progress:
-            options.quiet = True
-        task = CASTTask(settings, run_dir)
-        with progress("finetune cast") as (advance, set_total):
-            result = train(
-                task, epochs=settings.epochs, batch_size=settings.batch_size, seed=settings.seed, optim=settings.optim,
-                workers=settings.data.workers, amp=settings.amp, run_dir=run_dir, rank=rank, resume=resume, advance=advance,
-                on_total=set_total,
-            )
-        result.update(run=str(run_dir), world_size=rank.world_size, device=str(rank.device))
-        return result
-    finally:
-        teardown()
-
-
 def finetune(settings: CASTSettings, run_dir: str | Path, *, plan: Launch | None = None, show_progress: bool = True,
              expected: dict | None = None) -> dict:
     """Fine-tune CAST into a new ``run_dir``; ``expected`` (a recipe's paper numbers) is kept for eval."""
@@ -465,12 +445,12 @@ def finetune(settings: CASTSettings, run_dir: str | Path, *, plan: Launch | None
     run_dir = Path(run_dir)
     with progress("encode prompts") as (advance, set_total):
         settings = prepare_run(settings, run_dir, None, (advance, set_total), expected)
-    return launch(plan or Launch(), _rank_main, settings, run_dir, False, show_progress)
+    return launch(plan or Launch(), train_rank, "finetune cast", CASTTask, (settings, run_dir), settings, run_dir, False, show_progress)
 
 
 def resume_run(run_dir: str | Path, *, epochs: int | None = None, device: str | None = None, plan: Launch | None = None,
                show_progress: bool = True) -> dict:
     run_dir = Path(run_dir)
     settings = prepare_run(None, run_dir, {"epochs": epochs, "device": device})
-    return launch(plan or Launch(), _rank_main, settings, run_dir, True, show_progress)
+    return launch(plan or Launch(), train_rank, "finetune cast", CASTTask, (settings, run_dir), settings, run_dir, True, show_progress)
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from afcli.engine.distributed import Launch, external_rank, launch, launched_externally, pick_device, setup, teardown
-from afcli.engine.run import settings_for_run, write_run
-from afcli.engine.trainer import OptimSettings, train
+from afcli.engine.distributed import Launch, external_rank, launch, launched_externally, pick_device
+from afcli.engine.run import settings_for_run, train_rank, write_run
+from afcli.engine.trainer import OptimSettings
 from afcli.errors import InputError
 from afcli.losses.cmat import CMATLossConfig, cmat_loss
 from afcli.models.point_mae import PointMAE, PointMAEConfig
@@ -159,35 +159,15 @@ def prepare_run(settings: CMATSettings | None, run_dir: Path, resume: dict | Non
     return settings
 
 
-def _rank_main(settings: CMATSettings, run_dir: Path, resume: bool, show_progress: bool) -> dict:
-    """One process of the job (the only one without --gpus)."""
-    from afcli.console import options, progress
-
-    rank = setup(settings.device)
-    try:
-        if not rank.main or not show_progress:
-            options.quiet = True
-        with progress("pretrain cmat") as (advance, set_total):
-            result = train(
-                CMATTask(settings), epochs=settings.epochs, batch_size=settings.batch_size, seed=settings.seed,
-                optim=settings.optim, workers=settings.data.workers, amp=settings.amp, run_dir=run_dir, rank=rank,
-                resume=resume, advance=advance, on_total=set_total,
-            )
-        result.update(run=str(run_dir), world_size=rank.world_size, device=str(rank.device))
-        return result
-    finally:
-        teardown()
-
-
 def pretrain(settings: CMATSettings, run_dir: str | Path, *, plan: Launch | None = None, show_progress: bool = True) -> dict:
     """Pre-train a CMAT backbone into a new ``run_dir``; ``plan`` launches several processes."""
     run_dir = Path(run_dir)
     settings = prepare_run(settings, run_dir, None)
-    return launch(plan or Launch(), _rank_main, settings, run_dir, False, show_progress)
+    return launch(plan or Launch(), train_rank, "pretrain cmat", CMATTask, (settings,), settings, run_dir, False, show_progress)
 
 
 def resume_run(run_dir: str | Path, *, epochs: int | None = None, device: str | None = None, plan: Launch | None = None, show_progress: bool = True) -> dict:
     """Continue the run in ``run_dir`` from its last epoch (optionally to more ``epochs``)."""
     run_dir = Path(run_dir)
     settings = prepare_run(None, run_dir, {"epochs": epochs, "device": device})
-    return launch(plan or Launch(), _rank_main, settings, run_dir, True, show_progress)
+    return launch(plan or Launch(), train_rank, "pretrain cmat", CMATTask, (settings,), settings, run_dir, True, show_progress)
