@@ -405,3 +405,27 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, afcli_cmd, synth_dir
     assert "not a run directory" in missing.stderr
     wrong = afcli_cmd("eval", "synth", "--checkpoint", tmp_path / "nowhere", "--prompt", "audio", check=2)
     assert "error:" in wrong.stderr
+
+
+def test_laso_recipe_run_reports_seen_unseen_against_the_paper(tmp_path, afcli_cmd):
+    """LASO end to end on a fixture in its own format: the paper recipe (MiniLM standing in for
+    RoBERTa, a tiny model), then `afcli eval laso` with the seen / unseen filters, 3 votes by
+    default, and Table 2's numbers beside the obtained ones."""
+    from pathlib import Path
+
+    root = tmp_path / "LASO_dataset"
+    for split in ("train", "val", "test"):
+        write_laso(root, split)
+    store = tmp_path / "laso.h5"
+    afcli_cmd("data", "import", root, "--benchmark", "laso", "--store", store, check=0)
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "cast" / "laso-paper.yaml"
+    afcli_cmd("finetune", "cast", "--recipe", recipe, "--store", store, "--text", "minilm-l6", "--epochs", "1", "--batch-size", "2",
+              "--run", tmp_path / "run", "--device", "cpu", *TINY_CAST, check=0)
+    result = json.loads(afcli_cmd("eval", "laso", "--checkpoint", tmp_path / "run", "--device", "cpu", "--json", check=0).stdout)[0]
+    assert result["votes"] == 3 and result["prompts"] == ["text"]
+    # Fixture test pairs: mug/grasp (seen), scissors/cut (unseen), scissors/move (neither), door/pull (neither).
+    assert result["results"]["seen"]["overall"]["samples"] == 1 and result["results"]["unseen"]["overall"]["samples"] == 1
+    assert result["results"]["all"]["overall"]["samples"] == 4
+    assert result["expected"]["seen"]["aiou"] == 21.7 and result["expected"]["unseen"]["aiou"] == 17.5
+    shown = afcli_cmd("eval", "laso", "--checkpoint", tmp_path / "run", "--device", "cpu", "--votes", "1", check=0).stdout
+    assert "obtained vs expected" in shown and "21.7" in shown
