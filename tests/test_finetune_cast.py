@@ -88,6 +88,16 @@ def test_laso_import_filters_and_questions(tmp_path, afcli_cmd):
         np.testing.assert_allclose(f["points/xyz"][row], points / np.linalg.norm(points, axis=1).max(), atol=1e-5)
     again = afcli_cmd("data", "import", root, "--benchmark", "laso", "--store", tmp_path / "laso.h5", "--json", check=0)
     assert json.loads(again.stdout)["new_queries"] == 0  # resumable, nothing duplicated
+    with h5py.File(tmp_path / "laso.h5", "r+") as f:  # an append killed before it wrote the ids of its last 3 rows
+        for column in ("id", "sample", "object", "affordance", "split", "text", "image"):
+            f[f"queries/{column}"].resize(15, axis=0)
+        f["queries/sample"][12:] = 7
+        f["queries/id"][11] = b""  # and of one row before them
+    again = afcli_cmd("data", "import", root, "--benchmark", "laso", "--store", tmp_path / "laso.h5", "--json", check=0)
+    assert json.loads(again.stdout)["new_queries"] == 1
+    with open_store(tmp_path / "laso.h5") as f:
+        assert len(read_queries(f)) == 12
+    assert verify_store(tmp_path / "laso.h5")["ok"]
     bad = afcli_cmd("data", "import", root, "--benchmark", "nope", "--store", tmp_path / "x.h5", check=2)
     assert "unknown benchmark" in bad.stderr and not (tmp_path / "x.h5").exists()
 

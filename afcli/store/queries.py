@@ -82,19 +82,29 @@ def _encoded(query: Query) -> dict[str, object]:
 
 
 def add_queries(f: h5py.File, queries: list[Query]) -> int:
-    """Append the queries whose ids are new; returns how many were added."""
-    known = set(decode(f[PREFIX + "id"][:]))
+    """Append the queries whose ids are new; returns how many were added.
+
+    Crash-safe like the rest of the store: ids are written last, so rows of an append that was
+    killed half-way have empty ids, and the next append drops them before it starts.
+    """
+    ids = f[PREFIX + "id"][:]
+    kept = len(ids)
+    while kept and not ids[kept - 1]:
+        kept -= 1
+    if kept < len(ids):
+        for column in COLUMNS:
+            f[PREFIX + column].resize(kept, axis=0)
+    known = set(decode(ids[:kept]))
     new = [q for q in queries if q.id not in known]
     if len({q.id for q in new}) != len(new):
         raise InputError("duplicate query ids in one import")
     if not new:
         return 0
     rows = [_encoded(q) for q in new]
-    start = f[PREFIX + "id"].shape[0]
-    for column, dtype in COLUMNS.items():
+    for column in [c for c in COLUMNS if c != "id"] + ["id"]:
         dataset = f[PREFIX + column]
-        dataset.resize(start + len(new), axis=0)
-        dataset[start:] = np.array([row[column] for row in rows], dtype)
+        dataset.resize(kept + len(new), axis=0)
+        dataset[kept:] = np.array([row[column] for row in rows], COLUMNS[column])
     f.flush()
     return len(new)
 
