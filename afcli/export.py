@@ -36,13 +36,11 @@ class HeatMap(torch.nn.Module):
 def example_inputs(run: Path, num_points: int) -> tuple[tuple[torch.Tensor, ...], tuple[str, ...], str]:
     """A store sample and the run's first encoded prompt of each modality."""
     from afcli.engine.run import read_settings
-    from afcli.finetune.cast import PROMPTS_FILE, CASTSettings
+    from afcli.finetune.cast import CASTSettings, load_prompts
     from afcli.store import open_store
 
     settings = read_settings(CASTSettings, run)
-    if not (run / PROMPTS_FILE).is_file():
-        raise InputError(f"no {PROMPTS_FILE} (not a CAST run directory)", run)
-    prompts = torch.load(run / PROMPTS_FILE, weights_only=False)
+    prompts = load_prompts(run)
     with open_store(settings.data.store) as f:
         points = torch.from_numpy(f["points/xyz"][0][:num_points]).float()[None]
         sample = f["samples/id"][0].decode()

@@ -136,9 +136,13 @@ class EncodedPrompts:
     tokens: torch.Tensor
     mask: torch.Tensor
 
-    def lookup(self, keys: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        index = torch.tensor([self.keys[k] for k in keys])
-        return self.tokens[index], self.mask[index]
+    def state(self) -> dict:
+        """Tensors and plain lists only, so a saved file loads with ``weights_only=True``."""
+        return {"keys": sorted(self.keys, key=self.keys.get), "tokens": self.tokens, "mask": self.mask}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "EncodedPrompts":
+        return cls({key: i for i, key in enumerate(state["keys"])}, state["tokens"], state["mask"])
 
 
 def stack(parts: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -347,7 +347,7 @@ def test_precise_bn_makes_eval_match_train_on_the_calibration_batch(cast_run):
     data = QueryData(settings.data.store, "train", task.prompts, training=False, seed=settings.seed)
     batch = torch.utils.data.default_collate([data[i] for i in range(8)])
     inputs = prompt_inputs(task.prompts, batch, "cpu")
-    recalibrate_batchnorm(model, task, 1, "cpu")
+    recalibrate_batchnorm(model, data, 8, 1, "cpu")
     norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)]
     assert all(m.momentum == 0.1 and int(m.num_batches_tracked) == 1 for m in norms) and not model.training
     with torch.no_grad():
@@ -393,6 +393,7 @@ def test_two_gloo_processes_split_the_batch(cast_store, tmp_path):
         s = CASTSettings(epochs=2, batch_size=8, device="cpu")
         s.data.store, s.prompts.text, s.prompts.image = str(cast_store), "minilm-l6", None
         s.model.dropout = 0.0  # dropout draws differ per process; everything else must agree
+        s.precise_bn_batches = 1  # rank 0 re-estimates BatchNorm alone while rank 1 waits
         return apply_sets(s, TINY_CAST[1::2])
 
     one = finetune(settings(), tmp_path / "one", show_progress=False)

@@ -30,7 +30,7 @@ import numpy as np
 
 from afcli.data import laso, piad, piadv2
 from afcli.data.affordance import LASO_AFFORDANCES, PIAD_AFFORDANCES, PIADV2_AFFORDANCES, default_question
-from afcli.data.importer import _estimate_normals, _resample, ensure_point_arrays
+from afcli.data.importer import ensure_point_arrays, estimate_normals, resample_indices
 from afcli.data.readers import read_piad
 from afcli.errors import InputError
 from afcli.store.queries import Query
@@ -219,7 +219,7 @@ def import_benchmark(
             cloud = by_row[row]
             xyz, masks = cloud.load()
             rng = np.random.default_rng([seed, zlib.crc32(cloud.id.encode("utf-8"))])
-            keep = _resample(num_points, len(xyz), xyz, rng)
+            keep = resample_indices(num_points, len(xyz), xyz, rng)
             points = np.asarray(xyz, np.float64)[keep]
             centre, scale = np.zeros(3), 1.0
             if cloud.normalise:
@@ -231,7 +231,7 @@ def import_benchmark(
                 annotated[channels.index(affordance)] = 1
             points = points.astype(np.float32)
             writer.set_transform(row, centre, scale)
-            writer.write(row, {"points/xyz": points, "points/normal": _estimate_normals(points), "labels/affordance": labels,
+            writer.write(row, {"points/xyz": points, "points/normal": estimate_normals(points), "labels/affordance": labels,
                                "labels/annotated": annotated, "labels/split": np.bytes_(cloud.split)})
             writer.mark(STAGE, row, DONE)
             advance()

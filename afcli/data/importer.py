@@ -103,7 +103,7 @@ def plan_import(src: str | Path) -> ImportPlan:
     return plan
 
 
-def _estimate_normals(points: np.ndarray) -> np.ndarray:
+def estimate_normals(points: np.ndarray) -> np.ndarray:
     from afcli.ops import knn
 
     cloud = torch.from_numpy(points.astype(np.float32)).unsqueeze(0)
@@ -116,7 +116,7 @@ def _estimate_normals(points: np.ndarray) -> np.ndarray:
     return (normals * np.where(outward == 0, 1, outward)).astype(np.float32)
 
 
-def _resample(count: int, total: int, points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def resample_indices(count: int, total: int, points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Indices of ``count`` points: FPS when there are more, a seeded draw with repeats when fewer."""
     if total == count:
         return np.arange(total)
@@ -149,7 +149,7 @@ def load_sample(source: Source, num_points: int, seed: int) -> dict:
             if covered != len(geometry.faces):
                 raise InputError(f"manifest parts cover {covered} faces, the mesh has {len(geometry.faces)}", source.path)
     else:
-        keep = _resample(num_points, len(geometry.vertices), geometry.vertices, rng)
+        keep = resample_indices(num_points, len(geometry.vertices), geometry.vertices, rng)
         points = geometry.vertices[keep]
         normals = geometry.normals[keep] if geometry.normals is not None else None
         if geometry.affordance is not None:
@@ -164,7 +164,7 @@ def load_sample(source: Source, num_points: int, seed: int) -> dict:
             raise InputError("all points coincide", source.path)
     points = ((points - centre) / scale).astype(np.float32)
     if normals is None:
-        normals = _estimate_normals(points)
+        normals = estimate_normals(points)
     sample = {
         "points/xyz": points,
         "points/normal": np.asarray(normals, np.float32),

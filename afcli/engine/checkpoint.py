@@ -13,7 +13,7 @@ from afcli.errors import InputError
 
 def save_atomic(state: dict, path: str | Path) -> Path:
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # processes writing the same file never share a temporary
     torch.save(state, tmp)
     with open(tmp, "rb") as handle:
         os.fsync(handle.fileno())

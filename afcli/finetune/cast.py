@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from afcli.engine.distributed import Launch, launch, pick_device
+from afcli.engine.distributed import Launch, external_rank, launch, launched_externally, pick_device
 from afcli.engine.run import settings_for_run, train_rank, write_run
 from afcli.engine.trainer import OptimSettings
 from afcli.errors import InputError
@@ -304,22 +304,25 @@ def predict(model: CAST, data: QueryData, *, batch_size: int, device, votes: int
 
 
 @torch.no_grad()
-def recalibrate_batchnorm(model: CAST, task: "CASTTask", batches: int, device) -> None:
+def recalibrate_batchnorm(model: CAST, data: "QueryData", batch_size: int, batches: int, device) -> None:
     """Replace every BatchNorm's running statistics by their plain average over the first
-    ``batches`` training batches (unaugmented, evaluation question), run in train mode."""
+    ``batches`` batches of ``data`` (training queries, unaugmented, evaluation question), run in
+    train mode. Statistics come from this process alone: under DDP only rank 0 validates."""
+    from afcli.models.point_mae import local_statistics
+
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in norms]
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # cumulative average
-    data = QueryData(task.settings.data.store, "train", task.prompts, training=False, seed=task.settings.seed)
-    loader = torch.utils.data.DataLoader(data, batch_size=task.settings.batch_size, shuffle=False)
+    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False)
     model.train()
-    for step, batch in enumerate(loader):
-        if step == batches:
-            break
-        batch = {k: v.to(device) for k, v in batch.items()}
-        model(batch["points"], **prompt_inputs(task.prompts, batch, device))
+    with local_statistics(model):
+        for step, batch in enumerate(loader):
+            if step == batches:
+                break
+            batch = {k: v.to(device) for k, v in batch.items()}
+            model(batch["points"], **prompt_inputs(data.prompts, batch, device))
     model.eval()
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
@@ -331,8 +334,8 @@ class CASTTask:
     def __init__(self, settings: CASTSettings, run_dir: Path):
         self.settings = settings
         self.grad_clip = settings.grad_clip
-        self.prompts = torch.load(run_dir / PROMPTS_FILE, weights_only=False)
-        self._val = None
+        self.prompts = load_prompts(run_dir)
+        self._val = self._calibration = None
 
     def build_model(self) -> CAST:
         model = CAST(self.settings.model)
@@ -369,8 +372,11 @@ class CASTTask:
         if self._val is None:
             self._val = QueryData(self.settings.data.store, "val", self.prompts, training=False)
         device = next(model.parameters()).device
-        if self.settings.precise_bn_batches:
-            recalibrate_batchnorm(model, self, self.settings.precise_bn_batches, device)
+        s = self.settings
+        if s.precise_bn_batches:
+            if self._calibration is None:
+                self._calibration = QueryData(s.data.store, "train", self.prompts, training=False, seed=s.seed)
+            recalibrate_batchnorm(model, self._calibration, s.batch_size, s.precise_bn_batches, device)
         pred, gt = predict(model, self._val, batch_size=self.settings.val_batch_size, device=device)
         overall = standard(pred, gt)["overall"]
         return {"score": overall["aiou"] if np.isfinite(overall["aiou"]) else -overall["mae"], **overall}
@@ -406,8 +412,12 @@ def prepare_run(settings: CASTSettings | None, run_dir: Path, resume: dict | Non
             from afcli.eval.probe import resolve_backbone
 
             CAST(settings.model).load_backbone(resolve_backbone(Path(settings.backbone)))  # architectures match
+        # Under torchrun every process gets here: each saves the same prompts atomically (it needs
+        # the file next), rank 0 alone writes the run's record.
+        save_prompts(prompts, run_dir)
+        if launched_externally() and external_rank() != 0:
+            return settings
         write_run(settings, run_dir, "finetune", "cast")
-        torch.save(prompts, run_dir / PROMPTS_FILE)
         if expected:  # the recipe's paper numbers, for afcli eval to print beside its own
             import yaml
 
@@ -415,6 +425,26 @@ def prepare_run(settings: CASTSettings | None, run_dir: Path, resume: dict | Non
 
             (run_dir / EXPECTED_FILE).write_text(yaml.safe_dump(expected, sort_keys=False))
     return settings
+
+
+def save_prompts(prompts: dict, run_dir: Path) -> None:
+    from afcli.engine.checkpoint import save_atomic
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = {kind: None if prompts[kind] is None else prompts[kind].state() for kind in ("text", "image")}
+    save_atomic({**state, "provenance": prompts["provenance"]}, run_dir / PROMPTS_FILE)
+
+
+def load_prompts(run_dir: Path) -> dict:
+    """A run's encoded prompts (``prompts.pt``: tensors and plain data, loaded with weights_only)."""
+    from afcli.engine.checkpoint import load_checkpoint
+    from afcli.prompts import EncodedPrompts
+
+    if not (run_dir / PROMPTS_FILE).is_file():
+        raise InputError(f"no {PROMPTS_FILE} (not a CAST run directory)", run_dir)
+    state = load_checkpoint(run_dir / PROMPTS_FILE)
+    return {**{kind: None if state[kind] is None else EncodedPrompts.from_state(state[kind]) for kind in ("text", "image")},
+            "provenance": state["provenance"]}
 
 
 def merge_prompts(first: dict, second: dict) -> dict:

@@ -24,8 +24,10 @@ and a resumed run replays exactly (see ``afcli.engine``).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from torch import nn
@@ -90,12 +92,15 @@ class _AllReduceSum(torch.autograd.Function):
 class BatchNorm1d(nn.BatchNorm1d):
     """BatchNorm whose batch statistics span every rank of a data-parallel job (all-reduced with
     autograd), so N processes normalise exactly like one process with the whole batch. Works with
-    gloo on CPU, unlike ``nn.SyncBatchNorm``."""
+    gloo on CPU, unlike ``nn.SyncBatchNorm``. Inside :func:`local_statistics` it uses this
+    process's batch alone."""
+
+    local = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         import torch.distributed as dist
 
-        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        if self.local or not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
         dims = [0, 2] if x.dim() == 3 else [0]
         count = torch.tensor(float(x.numel() // x.shape[1]), device=x.device)
@@ -111,6 +116,20 @@ class BatchNorm1d(nn.BatchNorm1d):
         shape = [1, -1] + [1] * (x.dim() - 2)
         normed = (x - mean.view(shape)) / torch.sqrt(var.view(shape) + self.eps)
         return normed * self.weight.view(shape) + self.bias.view(shape)
+
+
+@contextmanager
+def local_statistics(model: nn.Module) -> Iterator[None]:
+    """Train-mode passes of one process while the others wait (e.g. rank 0 re-estimating BatchNorm
+    statistics before it validates): no all-reduce, which would wait for the idle ranks forever."""
+    norms = [m for m in model.modules() if isinstance(m, BatchNorm1d)]
+    for m in norms:
+        m.local = True
+    try:
+        yield
+    finally:
+        for m in norms:
+            m.local = False
 
 
 class PatchEmbed(nn.Module):
