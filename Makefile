@@ -1,6 +1,7 @@
 # afcli developer entry points. Each target creates .venv when missing and is quick on re-runs.
 #   make demo   the main job on the built-in shape set
 #   make test   the test suite (OPS=1 also builds torch-scatter / torch-cluster for parity tests)
+#   make test-ops  builds the compiled ops and runs only their parity tests
 #   make bench  speed benchmarks → benchmarks/RESULTS.md numbers
 #   make docs   shell completions (completions/) and man pages (man/) from the CLI itself
 
@@ -26,7 +27,7 @@ endif
 comma := ,
 PKG_STAMP := $(VENV)/.afcli-$(subst $(comma),-,$(INSTALL_EXTRAS))
 
-.PHONY: demo test bench docs install clean
+.PHONY: demo test test-ops bench docs install wheels clean
 
 $(VENV)/.torch-installed:
 	$(PYTHON) -m venv $(VENV)
@@ -60,18 +61,37 @@ demo: $(PKG_STAMP)
 	$(BIN)/afcli store verify $(DEMO_DIR)/shapes/store.h5
 	$(BIN)/afcli store info $(DEMO_DIR)/shapes/store.h5
 	test -f $(DEMO_DIR)/runs/cmat/last.pt || $(BIN)/afcli pretrain cmat --store $(DEMO_DIR)/shapes/store.h5 \
-		--teacher effnet-lite0-s16 --epochs 2 --batch-size 16 --set optim.warmup_epochs=1 --run $(DEMO_DIR)/runs/cmat
+		--teacher effnet-lite0 --epochs 2 --batch-size 16 --set optim.warmup_epochs=1 --run $(DEMO_DIR)/runs/cmat
 	$(BIN)/afcli eval probe --checkpoint $(DEMO_DIR)/runs/cmat --store $(DEMO_DIR)/shapes/store.h5 --steps 150
 	test -f $(DEMO_DIR)/runs/cast-cmat/last.pt || $(BIN)/afcli finetune cast --recipe recipes/cast/synth.yaml \
 		--store $(DEMO_DIR)/shapes/store.h5 --backbone $(DEMO_DIR)/runs/cmat --run $(DEMO_DIR)/runs/cast-cmat
 	test -f $(DEMO_DIR)/runs/cast-scratch/last.pt || $(BIN)/afcli finetune cast --recipe recipes/cast/synth.yaml \
 		--store $(DEMO_DIR)/shapes/store.h5 --run $(DEMO_DIR)/runs/cast-scratch
-	$(BIN)/afcli eval synth --checkpoint $(DEMO_DIR)/runs/cast-cmat --checkpoint $(DEMO_DIR)/runs/cast-scratch
-	$(BIN)/afcli eval synth --checkpoint $(DEMO_DIR)/runs/cast-cmat --figures $(DEMO_DIR)/figures \
+	$(BIN)/afcli -q eval synth --checkpoint $(DEMO_DIR)/runs/cast-cmat --figures $(DEMO_DIR)/figures \
 		--save-predictions $(DEMO_DIR)/predictions.npz
+	@echo
+	@echo "== afcli demo: CAST on held-out built-in shapes, started from the CMAT backbone and from scratch"
+	$(BIN)/afcli eval synth --checkpoint $(DEMO_DIR)/runs/cast-cmat --checkpoint $(DEMO_DIR)/runs/cast-scratch
+	@echo "What the numbers mean: how well each run's heat map finds where the asked-for affordance is on"
+	@echo "shapes it never saw (aIoU and AUC in %, SIM: higher is better; MAE: lower is better); the two"
+	@echo "rows differ only in the backbone CAST started from (demo scale: CPU minutes, not the paper's budget)."
+	@echo
+	@echo "What it made:"
+	@echo "  $(DEMO_DIR)/views.png               renders of 4 shapes: RGB, depth and face ids per view"
+	@echo "  $(DEMO_DIR)/figures/gallery.png     CAST heat maps, predicted vs ground truth (worst and best queries)"
+	@echo "  $(DEMO_DIR)/predictions.npz         those heat maps; rescore with afcli eval affordance --predictions"
+	@echo "  $(DEMO_DIR)/runs/cmat               CMAT pre-training run (config, metrics, model/)"
+	@echo "  $(DEMO_DIR)/runs/cast-cmat, cast-scratch   CAST runs (afcli export onnx --checkpoint RUN …)"
+	@echo "  $(DEMO_DIR)/shapes/store.h5         the feature store (afcli store info)"
 
 test: $(PKG_STAMP)
 	$(BIN)/python -m pytest -q
+
+# The compiled ops and their parity tests against the pure-PyTorch paths (fail, not skip, if the
+# build does not import).
+test-ops:
+	$(MAKE) OPS=1 install
+	AFCLI_TEST_OPS=1 $(BIN)/python -m pytest -q -m parity tests/test_ops.py
 
 bench: $(PKG_STAMP)
 	$(BIN)/python benchmarks/bench_cli_help.py
@@ -81,6 +101,24 @@ bench: $(PKG_STAMP)
 	$(BIN)/python benchmarks/bench_lift.py
 	$(BIN)/python benchmarks/bench_lift_memory.py
 	$(BIN)/python benchmarks/bench_pretrain.py
+
+# Wheels for a GPU machine that has PyTorch but no network (benchmarks/device_check.sh): afcli and
+# what it needs besides torch, for WHEELS_PYTHON on x86-64 Linux. numpy and scipy (50 of ~90 MB)
+# come with every PyTorch image and stay out; WHEELS_SKIP= brings them along.
+WHEELS_DIR ?= wheels
+WHEELS_PYTHON ?= $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+WHEELS_SKIP ?= numpy scipy
+DEVICE_PACKAGES ?= 'transformers>=4.56' safetensors huggingface_hub
+wheels: $(PKG_STAMP)
+	rm -rf $(WHEELS_DIR) && mkdir -p $(WHEELS_DIR)
+	$(PIP) wheel --quiet --no-deps --no-build-isolation -w $(WHEELS_DIR) .
+	$(BIN)/python -c 'import tomllib; deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]; \
+		print("\n".join(d for d in deps if not d.startswith("torch")))' > $(WHEELS_DIR)/requirements.txt
+	$(PIP) download --quiet --only-binary=:all: --python-version $(WHEELS_PYTHON) --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+		--platform manylinux2014_x86_64 -d $(WHEELS_DIR) -r $(WHEELS_DIR)/requirements.txt $(DEVICE_PACKAGES)
+	cd $(WHEELS_DIR) && for name in $(WHEELS_SKIP); do rm -f $$name-*.whl; done
+	@du -sh $(WHEELS_DIR)
 
 docs: $(PKG_STAMP)
 	$(BIN)/python -m afcli.docgen

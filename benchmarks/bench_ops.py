@@ -9,10 +9,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import median_seconds  # noqa: E402
+from _timing import median_seconds, op_backends  # noqa: E402
 
 from afcli import ops  # noqa: E402
-from afcli.ops.backend import _import  # noqa: E402
 
 torch.manual_seed(0)
 device = "cuda" if torch.cuda.is_available() and "--cuda" in sys.argv else "cpu"
@@ -26,7 +25,7 @@ cases = {
     "knn k=32, 64 queries in 2048, B=32": lambda: ops.knn(points, centres, 32),
     "scatter_mean 100k×64 → 2000": lambda: ops.scatter_mean(src, index, dim=0, dim_size=2000),
 }
-backends = ["torch"] + (["compiled"] if _import("torch_cluster") and _import("torch_scatter") else [])
+backends = op_backends()
 print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
 print("| op | torch (fallback) | compiled | fallback / compiled |")
 print("|---|---|---|---|")

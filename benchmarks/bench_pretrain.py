@@ -10,7 +10,7 @@ import sys
 import torch
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from _timing import median_seconds  # noqa: E402
+from _timing import median_seconds, op_backends  # noqa: E402
 
 from afcli.losses.cmat import CMATLossConfig, cmat_loss  # noqa: E402
 from afcli.models.point_mae import PointMAE, PointMAEConfig  # noqa: E402
@@ -36,12 +36,8 @@ def step_seconds(terms: str) -> float:
     return median_seconds(step, repeats=5, warmup=1)
 
 
-def grouping_seconds(backend: str) -> float | None:
-    from afcli.ops.backend import compiled_module
-
+def grouping_seconds(backend: str) -> float:
     os.environ["AFCLI_OPS"] = backend  # read on every op call
-    if backend == "compiled" and compiled_module("fps") is None:
-        return None
     model = PointMAE(PointMAEConfig())
     points = torch.rand(BATCH, POINTS, 3)
     return median_seconds(lambda: model.group(points))
@@ -57,9 +53,8 @@ def main() -> None:
     print(f"| L_rec + 0.1 L_aff + 0.2 L_div | {full * 1000:.0f} ms | {full / rec:.2f}× |")
     print("| grouping backend | FPS 64 + kNN 32 + gather, per batch |")
     print("|---|---|")
-    for backend in ("torch", "compiled"):
-        seconds = grouping_seconds(backend)
-        print(f"| {backend} | {'not installed' if seconds is None else f'{seconds * 1000:.1f} ms'} |")
+    for backend in op_backends():
+        print(f"| {backend} | {grouping_seconds(backend) * 1000:.1f} ms |")
 
 
 if __name__ == "__main__":

@@ -7,8 +7,6 @@ import h5py
 from afcli import __version__
 from afcli.docgen import stale
 
-from conftest import PIAD_DEMO
-
 
 def test_help_version_and_verbs(afcli_cmd):
     result = afcli_cmd("--help", check=0)
@@ -37,9 +35,9 @@ def test_synth_import_info_json(afcli_cmd, tmp_path):
     assert "ok (13 samples)" in afcli_cmd("store", "verify", store, check=0).stdout
 
 
-def test_piad_import_and_merge(afcli_cmd, tmp_path):
+def test_piad_import_and_merge(afcli_cmd, tmp_path, piad_demo):
     for rank in range(2):
-        afcli_cmd("-q", "data", "import", PIAD_DEMO, "--store", tmp_path / "p.h5", "--shard", f"{rank}/2", check=0)
+        afcli_cmd("-q", "data", "import", piad_demo, "--store", tmp_path / "p.h5", "--shard", f"{rank}/2", check=0)
     shards = sorted(tmp_path.glob("p-*-of-00002.h5"))
     assert len(shards) == 2
     merged = json.loads(afcli_cmd("store", "merge", *shards, "--out", tmp_path / "all.h5", "--json", check=0).stdout)
@@ -67,7 +65,7 @@ def one_line_error(result, *fragments):
         assert fragment in lines[0], lines[0]
 
 
-def test_bad_input_exit_codes(afcli_cmd, tmp_path, synth_store):
+def test_bad_input_exit_codes(afcli_cmd, tmp_path, synth_store, piad_demo):
     result = afcli_cmd("data", "import", tmp_path / "nowhere", "--store", tmp_path / "x.h5", check=2)
     one_line_error(result, "nowhere", "no such file or folder")
 
@@ -90,21 +88,21 @@ def test_bad_input_exit_codes(afcli_cmd, tmp_path, synth_store):
     with h5py.File(plain, "w") as f:
         f["x"] = [1]
     one_line_error(afcli_cmd("store", "verify", plain, check=2), "plain.h5", "not an afcli store")
-    one_line_error(afcli_cmd("data", "import", PIAD_DEMO, "--store", plain, check=2), "not an afcli store")
+    one_line_error(afcli_cmd("data", "import", piad_demo, "--store", plain, check=2), "not an afcli store")
     with h5py.File(plain) as f:
         assert list(f) == ["x"]  # untouched
 
     before = (synth_store.stat().st_size, synth_store.read_bytes())
-    one_line_error(afcli_cmd("data", "import", PIAD_DEMO, "--store", synth_store, check=2), "512 points per sample")
+    one_line_error(afcli_cmd("data", "import", piad_demo, "--store", synth_store, check=2), "512 points per sample")
     assert (synth_store.stat().st_size, synth_store.read_bytes()) == before
 
-    one_line_error(afcli_cmd("data", "import", PIAD_DEMO, "--store", tmp_path / "z.h5", "--shard", "x", check=2), "--shard")
+    one_line_error(afcli_cmd("data", "import", piad_demo, "--store", tmp_path / "z.h5", "--shard", "x", check=2), "--shard")
     assert afcli_cmd("data", "import", "--bogus", check=2).returncode == 2
 
 
-def test_verify_exits_1_on_problems(afcli_cmd, tmp_path):
+def test_verify_exits_1_on_problems(afcli_cmd, tmp_path, piad_demo):
     store = tmp_path / "p.h5"
-    afcli_cmd("-q", "data", "import", PIAD_DEMO, "--store", store, check=0)
+    afcli_cmd("-q", "data", "import", piad_demo, "--store", store, check=0)
     with h5py.File(store, "r+", libver="latest") as f:
         f["labels/affordance"][1, 7, 3] = float("inf")
     result = afcli_cmd("store", "verify", store, "--json", check=1)

@@ -17,7 +17,6 @@ from afcli.data.synth import CATEGORIES, synthesize
 from afcli.errors import InputError
 from afcli.store import StoreDataset, open_store, verify_store
 
-from conftest import PIAD_DEMO
 
 
 def tree_bytes(root):
@@ -71,13 +70,13 @@ def test_import_synth(synth_store):
     assert verify_store(synth_store)["ok"]
 
 
-def test_import_piad_fixture_values_equal_the_files(tmp_path):
+def test_import_piad_values_equal_the_files(tmp_path, any_piad_demo):
     store = tmp_path / "piad.h5"
-    result = import_shapes(PIAD_DEMO, store)
+    result = import_shapes(any_piad_demo, store)
     assert result["samples"] == 2
     dataset = StoreDataset(store, ["points/xyz", "labels/affordance", "points/normal"])
     for item in (dataset[0], dataset[1]):
-        rows = [line.split() for line in (PIAD_DEMO / f"{item['id']}.txt").read_text().splitlines()]
+        rows = [line.split() for line in (any_piad_demo / f"{item['id']}.txt").read_text().splitlines()]
         values = np.array([row[2:] for row in rows], np.float32)
         assert item["category"] == rows[0][1]
         assert np.array_equal(item["points/xyz"].numpy(), values[:, :3])

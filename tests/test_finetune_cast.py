@@ -12,7 +12,6 @@ import torch
 from afcli.errors import InputError
 from afcli.store import merge_stores, open_store, verify_store
 from afcli.store.queries import read_queries
-from conftest import PIAD_DEMO
 from test_laso import write_laso
 
 TINY_CAST = [
@@ -22,18 +21,6 @@ TINY_CAST = [
     "--set", "model.width=32", "--set", "model.fusion_layers=1", "--set", "model.fusion_heads=2", "--set", "model.fusion_ffn=32",
     "--set", "model.head_hidden=16",
 ]
-
-
-@pytest.fixture(scope="module")
-def cast_store(tmp_path_factory):
-    """48 built-in shapes at 256 points: train, val and test queries with text and rendered-image prompts."""
-    from afcli.data.importer import import_shapes
-    from afcli.data.synth import synthesize
-
-    root = tmp_path_factory.mktemp("cast")
-    synthesize(root / "shapes", count=48, seed=5)
-    import_shapes(root / "shapes", root / "store.h5", num_points=256)
-    return root / "store.h5"
 
 
 @pytest.fixture(scope="module")
@@ -102,10 +89,10 @@ def test_laso_import_filters_and_questions(tmp_path, afcli_cmd):
     assert "unknown benchmark" in bad.stderr and not (tmp_path / "x.h5").exists()
 
 
-def _piad_root(tmp_path):
+def _piad_root(tmp_path, demo):
     (tmp_path / "Seen").mkdir(parents=True)
-    images = [PIAD_DEMO / "Img_Test_Bag_lift_1.jpg", PIAD_DEMO / "Img_Test_Chair_sit_1.jpg"]
-    clouds = [PIAD_DEMO / "Point_Test_Bag_1.txt", PIAD_DEMO / "Point_Test_Chair_1.txt"]
+    images = [demo / "Img_Test_Bag_lift_1.jpg", demo / "Img_Test_Chair_sit_1.jpg"]
+    clouds = [demo / "Point_Test_Bag_1.txt", demo / "Point_Test_Chair_1.txt"]
     for split in ("Train", "Test"):
         (tmp_path / "Seen" / f"Img_{split}.txt").write_text("".join(f"{p}\n" for p in images))
         (tmp_path / "Seen" / f"Point_{split}.txt").write_text("".join(f"{p}\n" for p in clouds))
@@ -113,10 +100,10 @@ def _piad_root(tmp_path):
     return tmp_path
 
 
-def test_piad_demo_samples_evaluate_end_to_end(tmp_path, cast_run, afcli_cmd):
-    """The two real PIAD samples: imported with their official pairing, then scored by a CAST run
+def test_piad_demo_samples_evaluate_end_to_end(tmp_path, cast_run, afcli_cmd, any_piad_demo):
+    """Two PIAD samples (written, and the real ones): imported with their official pairing, then scored by a CAST run
     through image prompts only (its text modality gets the null token)."""
-    root = _piad_root(tmp_path / "PIAD")
+    root = _piad_root(tmp_path / "PIAD", any_piad_demo)
     store = tmp_path / "piad.h5"
     afcli_cmd("data", "import", root, "--benchmark", "piad", "--setting", "Seen", "--store", store, check=0)
     with open_store(store) as f:
@@ -136,7 +123,7 @@ def test_piad_demo_samples_evaluate_end_to_end(tmp_path, cast_run, afcli_cmd):
         assert saved["pred"].shape == (2, 2048) and list(saved["affordance"]) == ["lift", "sit"]
         from afcli.data.readers import read_piad
 
-        _, geometry = read_piad(PIAD_DEMO / "Point_Test_Chair_1.txt")
+        _, geometry = read_piad(any_piad_demo / "Point_Test_Chair_1.txt")
         np.testing.assert_array_equal(saved["gt"][1], geometry.affordance[:, 5])  # the "sit" column
     text_only = afcli_cmd("eval", "piad", "--checkpoint", run, "--store", store, "--prompt", "text", check=2)
     assert "no question" in text_only.stderr

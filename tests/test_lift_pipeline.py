@@ -12,7 +12,7 @@ from afcli.config import load_recipe
 from afcli.errors import InputError
 from afcli.lift.pipeline import LiftSettings, RenderSettings, lift_store
 from afcli.store.schema import DONE, PENDING
-from conftest import PIAD_DEMO, ROOT
+from conftest import ROOT
 
 
 @pytest.fixture
@@ -82,9 +82,9 @@ def test_changed_settings_need_overwrite(store_copy, tiny_weights):
     assert lift_store(store_copy, settings)["lifted"] == first["lifted"]
 
 
-def test_lift_piad_point_clouds(afcli_cmd, tmp_path, tiny_weights):
+def test_lift_piad_point_clouds(afcli_cmd, tmp_path, tiny_weights, piad_demo):
     store = tmp_path / "piad.h5"
-    result = afcli_cmd("--json", "lift", PIAD_DEMO, "--store", store, "--teacher", "dinov3:vitb16", "--weights", tiny_weights["dinov3"], check=0)
+    result = afcli_cmd("--json", "lift", piad_demo, "--store", store, "--teacher", "dinov3:vitb16", "--weights", tiny_weights["dinov3"], check=0)
     report = json.loads(result.stdout)
     assert report["lifted"] > 0
     with h5py.File(store, "r") as f:
@@ -146,7 +146,9 @@ def test_render_keeps_views_and_writes_a_preview(afcli_cmd, store_copy, tmp_path
         assert ((depth > 0) == (index >= 0)).all()
     from PIL import Image
 
-    assert Image.open(sheet).size == (4 * 112, 4 * (3 * 112 + 14))
+    from afcli.render.preview import LABEL, THUMB
+
+    assert Image.open(sheet).size == (4 * THUMB, 4 * (3 * THUMB + LABEL))
 
 
 def test_recipes_parse_and_reject_unknown_keys(tmp_path):

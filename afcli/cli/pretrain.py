@@ -18,7 +18,7 @@ app = typer.Typer(help="Pre-train 3D backbones (CMAT: Point-MAE distilled from l
 @handle_errors
 def cmat(
     store: Optional[Path] = typer.Option(None, "--store", help="Store with points and lifted features."),
-    teacher: Optional[str] = typer.Option(None, "--teacher", help="Lifted features to distil, e.g. dinov3-vitl16 (as in /features/)."),
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher whose lifted features to distil, named as for lift (dinov3, effnet-lite0:s16) or by store id (dinov3-vitl16)."),
     recipe: Optional[Path] = typer.Option(None, "--recipe", help="recipes/cmat/pretrain-paper.yaml (the defaults) or pretrain-official.yaml."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override any setting: --set optim.lr=3e-4 --set loss.terms=rec,aff."),
     teacher_dim: Optional[int] = typer.Option(None, "--teacher-dim", help="Project teacher features to this many dims (fixed random matrix) to bound memory."),

@@ -12,6 +12,7 @@ from types import ModuleType
 from typing import Iterator
 
 from afcli.errors import InputError
+from afcli.extras import install_hint
 
 TORCH, COMPILED = "torch", "compiled"
 PROVIDER = {
@@ -50,7 +51,7 @@ def compiled_module(op: str) -> ModuleType | None:
         return None
     module = _import(provider)
     if module is None and choice == COMPILED:
-        raise InputError(f"AFCLI_OPS=compiled but {provider} does not import; pip install 'afcli[ops]'")
+        raise InputError(f"AFCLI_OPS=compiled but {provider} does not import; {install_hint(provider)}")
     return module
 
 

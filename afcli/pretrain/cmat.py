@@ -15,9 +15,11 @@ import torch
 from afcli.engine.distributed import Launch, external_rank, launch, launched_externally, pick_device
 from afcli.engine.run import settings_for_run, train_rank, write_run
 from afcli.engine.trainer import OptimSettings
+from afcli.console import note
 from afcli.errors import InputError
 from afcli.losses.cmat import CMATLossConfig, cmat_loss
 from afcli.models.point_mae import PointMAE, PointMAEConfig
+from afcli.teachers import lifted_teacher
 
 SAMPLINGS = ("fps", "fps_random_start", "random")
 AUGMENTATIONS = ("none", "scale_translate")
@@ -26,7 +28,7 @@ AUGMENTATIONS = ("none", "scale_translate")
 @dataclass
 class DataSettings:
     store: str | None = None
-    teacher: str | None = None  # teacher id in the store (dinov3-vitl16) or its spec (dinov3:vitl16)
+    teacher: str | None = None  # as lift names it (effnet-lite0, dinov3:vitl16) or the store id; the run records the id
     num_points: int = 2048
     sampling: str = "fps"  # how to pick num_points of a larger sample
     augment: str = "none"
@@ -153,6 +155,9 @@ def prepare_run(settings: CMATSettings | None, run_dir: Path, resume: dict | Non
     run may change: epochs, device), read the settings it was started with. Runs in the launching
     process, so bad input fails here, once, before any rank starts."""
     settings = settings_for_run(CMATSettings, settings, run_dir, resume)
+    if settings.data.teacher is not None and resume is None:
+        spec, settings.data.teacher = settings.data.teacher, lifted_teacher(settings.data.store, settings.data.teacher)
+        note(f"teacher {spec}: distilling features/{settings.data.teacher}")
     len(PretrainPoints(settings))  # the store, its teacher features and stages exist
     if resume is None and not (launched_externally() and external_rank() != 0):
         write_run(settings, run_dir, "pretrain", "cmat")  # rank 0 writes the run directory

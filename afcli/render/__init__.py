@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from afcli.errors import InputError
+from afcli.extras import available, require
 from afcli.render.cameras import RIGS, Cameras, make_rig
 from afcli.render.raster import face_depth, rasterize_mesh, splat_points
 
@@ -55,11 +56,7 @@ class Views:
 
 
 def embree_available() -> bool:
-    try:
-        import embreex  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return available("embreex")
 
 
 def resolve_backend(backend: str, shape: Shape) -> str:
@@ -69,8 +66,8 @@ def resolve_backend(backend: str, shape: Shape) -> str:
         return "torch"
     if backend == "auto":
         return "embree" if shape.vertices.device.type == "cpu" and embree_available() else "torch"
-    if backend == "embree" and not embree_available():
-        raise InputError("render backend 'embree' needs embreex: pip install embreex")
+    if backend == "embree":
+        require("embreex", "render backend 'embree'")
     return backend
 
 

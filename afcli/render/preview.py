@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ import torch
 from afcli.errors import InputError
 
 THUMB = 112
-LABEL = 14
+LABEL = 16
 
 
 def _depth_image(depth: torch.Tensor) -> np.ndarray:
@@ -33,10 +35,8 @@ def _index_image(index: torch.Tensor) -> np.ndarray:
 
 def contact_sheet(rows: list, path: str | Path) -> Path:
     """Write a PNG of ``rows`` = [(sample id, Views)] to ``path``."""
-    try:
-        from PIL import Image, ImageDraw
-    except ImportError:
-        raise InputError("--preview needs pillow: pip install pillow") from None
+    from PIL import Image, ImageDraw
+
     path = Path(path)
     if not rows:
         raise InputError("nothing to preview (no imported samples)", path)
@@ -45,7 +45,7 @@ def contact_sheet(rows: list, path: str | Path) -> Path:
     draw = ImageDraw.Draw(sheet)
     for r, (sample_id, rendered) in enumerate(rows):
         top = r * (3 * THUMB + LABEL)
-        draw.text((4, top + 1), sample_id, fill=(230, 230, 230))
+        draw.text((4, top + 1), sample_id, fill=(230, 230, 230), font=label_font())
         for v in range(views):
             for k, image in enumerate((rendered.rgb[v].cpu().numpy(), _depth_image(rendered.depth[v]), _index_image(rendered.index[v]))):
                 thumb = Image.fromarray(image).resize((THUMB, THUMB), Image.NEAREST if k == 2 else Image.BILINEAR)
@@ -78,6 +78,27 @@ def render_heat(points: np.ndarray, normals: np.ndarray, heat: np.ndarray, size:
     return [rgb[v].numpy() for v in views]
 
 
+@lru_cache(maxsize=None)
+def label_font(size: int = 12):
+    """A real TrueType font for captions, so that spaces and punctuation read as typed: DejaVu Sans
+    from the system or from matplotlib's data, else Pillow's own scalable font, else its bitmap one."""
+    from PIL import ImageFont
+
+    candidates = ["DejaVuSans.ttf"]
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is not None and spec.submodule_search_locations:
+        candidates.append(str(Path(next(iter(spec.submodule_search_locations))) / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"))
+    for candidate in candidates:
+        try:
+            return ImageFont.truetype(candidate, size)
+        except OSError:
+            continue
+    try:
+        return ImageFont.load_default(size=size)  # Pillow >= 10.1 with FreeType
+    except (TypeError, OSError, ImportError):
+        return ImageFont.load_default()
+
+
 def heat_gallery(rows: list[tuple[str, list[np.ndarray]]], columns: list[str], path: str | Path) -> Path:
     """A PNG with one row per (title, images) — e.g. predicted and ground-truth heat maps side by side."""
     from PIL import Image, ImageDraw
@@ -87,10 +108,10 @@ def heat_gallery(rows: list[tuple[str, list[np.ndarray]]], columns: list[str], p
     sheet = Image.new("RGB", (len(columns) * thumb, LABEL + len(rows) * (thumb + LABEL)), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
     for c, name in enumerate(columns):
-        draw.text((c * thumb + 4, 1), name, fill=(0, 0, 0))
+        draw.text((c * thumb + 4, 1), name, fill=(0, 0, 0), font=label_font())
     for r, (title, images) in enumerate(rows):
         top = LABEL + r * (thumb + LABEL)
-        draw.text((4, top + 1), title, fill=(0, 0, 0))
+        draw.text((4, top + 1), title, fill=(0, 0, 0), font=label_font())
         for c, image in enumerate(images):
             sheet.paste(Image.fromarray(image).resize((thumb, thumb), Image.BILINEAR), (c * thumb, top + LABEL))
     return _save(sheet, path)

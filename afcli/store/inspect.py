@@ -21,6 +21,11 @@ from afcli.store.schema import (
 IMPORT_STAGE = "import"
 
 
+
+def lifted_teachers(f) -> list[str]:
+    """Ids of the teachers whose features the store holds (``/features/<id>``)."""
+    return sorted(name.split("/")[1] for name in array_names(f) if name.startswith("features/") and not name.endswith("_seen"))
+
 def _stages(f: h5py.File) -> list[str]:
     return [name[len("status/") :] for name in array_names(f) if name.startswith("status/")]
 
@@ -69,9 +74,7 @@ def store_info(path: str | Path) -> dict:
             "samples": int(f["samples/id"].shape[0]),
             "categories": dict(sorted(categories.items())),
             "arrays": arrays,
-            "teachers": sorted(
-                name.split("/")[1] for name in array_names(f) if name.startswith("features/") and not name.endswith("_seen")
-            ),
+            "teachers": lifted_teachers(f),
             "status": status,
             "queries": int(f[QUERIES + "id"].shape[0]) if QUERIES + "id" in f else 0,
             "file_bytes": path.stat().st_size,

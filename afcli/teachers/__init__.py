@@ -6,6 +6,7 @@ colon. One entry in the table adds a teacher.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -40,8 +41,27 @@ TEACHERS = {
 }
 
 
+def _split(spec: str) -> tuple[str, str, int]:
+    """``family[:variant]`` or a store id ``family-variant[-lastK]`` → (family, variant or "", blocks)."""
+    if ":" in spec:
+        family, _, variant = spec.partition(":")
+        return family, variant, 1
+    for family in sorted(TEACHERS, key=len, reverse=True):  # "effnet-lite0" itself holds a hyphen
+        if spec == family:
+            return family, "", 1
+        if spec.startswith(family + "-"):
+            variant, blocks = spec[len(family) + 1 :], 1
+            match = re.fullmatch(r"(.+)-last(\d+)", variant)
+            if match:
+                variant, blocks = match.group(1), int(match.group(2))
+            return family, variant, blocks
+    return spec, "", 1
+
+
 def parse_teacher(spec: str) -> tuple[str, str]:
-    family, _, variant = spec.partition(":")
+    """A teacher named as any verb accepts it — ``dinov3``, ``dinov3:vitb16`` or the store id
+    ``dinov3-vitb16`` — as (family, variant), the family's default variant filled in."""
+    family, variant, _ = _split(spec)
     if family not in TEACHERS:
         raise InputError(f"unknown teacher {spec!r} (choose from {', '.join(TEACHERS)}; variants as dinov3:vitb16)")
     entry = TEACHERS[family]
@@ -49,6 +69,33 @@ def parse_teacher(spec: str) -> tuple[str, str]:
     if entry.variants is not None and variant not in entry.variants:
         raise InputError(f"unknown {family} variant {variant!r} (choose from {', '.join(entry.variants)})")
     return family, variant
+
+
+def teacher_id(spec: str) -> str:
+    """The store id of a teacher name (``effnet-lite0`` → ``effnet-lite0-s16``): ``/features/<id>``,
+    as :attr:`Teacher.id` names it when lifting (``-lastK`` for ``--blocks K``)."""
+    family, variant = parse_teacher(spec)
+    blocks = _split(spec)[2]
+    return f"{family}-{variant}".replace(":", "-").replace("/", "-") + (f"-last{blocks}" if blocks > 1 else "")
+
+
+def lifted_teacher(store, spec: str) -> str:
+    """The id of the teacher features in ``store`` that ``spec`` names, as ``lift`` names them: an id
+    the store holds as it is, else the teacher name resolved (``effnet-lite0`` → ``effnet-lite0-s16``)."""
+    from afcli.store import open_store
+    from afcli.store.inspect import lifted_teachers
+
+    with open_store(store) as f:
+        have = lifted_teachers(f)
+    if spec in have:
+        return spec
+    wanted = teacher_id(spec)
+    if wanted not in have:
+        raise InputError(
+            f"no features of teacher {spec!r} (features/{wanted}) in the store; it has {', '.join(have) or 'none'}: "
+            f"run `afcli lift --teacher {spec}` first", store
+        )
+    return wanted
 
 
 def load_teacher(
@@ -61,4 +108,4 @@ def load_teacher(
     return teacher.to(device)
 
 
-__all__ = ["TEACHERS", "Teacher", "load_teacher", "parse_teacher"]
+__all__ = ["TEACHERS", "Teacher", "load_teacher", "lifted_teacher", "parse_teacher", "teacher_id"]

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from afcli.errors import InputError
+from afcli.extras import require
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -109,8 +110,7 @@ def weights_file(folder: Path) -> Path | None:
 
 
 def hub_cache_dir(model_id: str) -> Path:
-    from huggingface_hub import constants
-
+    constants = require("huggingface_hub.constants", "the Hugging Face cache")
     return Path(constants.HF_HUB_CACHE) / ("models--" + model_id.replace("/", "--"))
 
 

