@@ -37,4 +37,4 @@ for name, fn in cases.items():
         timings[backend] = median_seconds(lambda: (fn(), sync()))
     compiled = timings.get("compiled")
     ratio = f"{timings['torch'] / compiled:.2f}×" if compiled else "n/a"
-    print(f"| {name} | {timings['torch'] * 1e3:.2f} ms | {compiled * 1e3 if compiled else float('nan'):.2f} ms | {ratio} |")
+    print(f"| {name} | {timings['torch'] * 1e3:.2f} ms | {f'{compiled * 1e3:.2f} ms' if compiled else 'skipped'} | {ratio} |")
