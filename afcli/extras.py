@@ -50,8 +50,9 @@ def require(module: str, purpose: str) -> ModuleType:
 
 
 def available(module: str) -> bool:
+    """Whether ``module`` imports (a compiled one with a broken ABI raises OSError: not available)."""
     try:
         importlib.import_module(module)
-    except ImportError:
+    except (ImportError, OSError):
         return False
     return True

@@ -20,6 +20,12 @@ def save_dinov3(folder: Path, **config) -> Path:
     return folder
 
 
+def per_shape(report: dict, count: int) -> tuple[dict, float]:
+    """Seconds per shape of each lift stage, and (render + lift + write) / teacher."""
+    per = {key: value / count for key, value in report["seconds"].items()}
+    return per, (per["render"] + per["lift"] + per["write"]) / per["teacher"]
+
+
 def main(count: int) -> None:
     from afcli.data.importer import import_shapes
     from afcli.data.synth import synthesize
@@ -41,8 +47,7 @@ def main(count: int) -> None:
             store = tmp / f"{weights.name}.h5"
             import_shapes(tmp / "shapes", store)
             report = lift_store(store, LiftSettings(teacher="dinov3:vitb16", weights=str(weights)))
-            per = {key: value / count for key, value in report["seconds"].items()}
-            overhead = (per["render"] + per["lift"] + per["write"]) / per["teacher"]
+            per, overhead = per_shape(report, count)
             print(
                 f"| {name} | {per['render'] * 1000:.0f} ms | {per['teacher'] * 1000:.0f} ms | {per['lift'] * 1000:.1f} ms "
                 f"| {per['write'] * 1000:.1f} ms | {overhead * 100:.1f} % |"

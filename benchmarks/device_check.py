@@ -23,6 +23,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _timing import median_seconds  # noqa: E402
+from bench_lift import per_shape, save_dinov3  # noqa: E402
+from bench_ops import op_cases  # noqa: E402
 
 # (GPU, --cpu) sizes
 VIT_L = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16)
@@ -39,17 +41,15 @@ def synchronize(device: torch.device) -> None:
 
 
 def lift_rows(device: torch.device, size: dict, tmp: Path) -> list[tuple[str, str]]:
-    from transformers import DINOv3ViTConfig, DINOv3ViTModel
     from transformers.utils import logging
 
-    logging.disable_progress_bar()
     from afcli.data.importer import import_shapes
     from afcli.data.synth import synthesize
     from afcli.lift.pipeline import LiftSettings, RenderSettings, lift_store
 
     name, config = size["teacher"]
-    torch.manual_seed(0)
-    DINOv3ViTModel(DINOv3ViTConfig(patch_size=16, num_register_tokens=4, **config)).save_pretrained(tmp / "teacher")
+    logging.disable_progress_bar()
+    save_dinov3(tmp / "teacher", **config)
     synthesize(tmp / "shapes", size["shapes"], seed=0)
     import_shapes(tmp / "shapes", tmp / "store.h5")
     settings = LiftSettings(teacher="dinov3:vitl16", weights=str(tmp / "teacher"), device=str(device), render=RenderSettings(backend="torch"))
@@ -57,8 +57,7 @@ def lift_rows(device: torch.device, size: dict, tmp: Path) -> list[tuple[str, st
     report = lift_store(tmp / "store.h5", settings)
     wall = time.perf_counter() - start
     count = size["shapes"]
-    per = {key: value / count for key, value in report["seconds"].items()}
-    overhead = (per["render"] + per["lift"] + per["write"]) / per["teacher"]
+    per, overhead = per_shape(report, count)
     label = f"lift: {count} built-in shapes, 12 views at 224², torch rasteriser, {name}"
     return [
         (f"{label}: render / teacher / lift / write per shape",
@@ -132,21 +131,9 @@ def cast_row(device: torch.device, batch: int) -> tuple[str, str]:
 
 
 def ops_rows(device: torch.device, batch: int) -> list[tuple[str, str]]:
-    from afcli import ops
-
     os.environ["AFCLI_OPS"] = "torch"
-    generator = torch.Generator().manual_seed(0)
-    points = torch.rand(batch, 2048, 3, generator=generator).to(device)
-    centres = ops.gather_points(points, ops.fps(points, 64))
-    src = torch.randn(100_000, 64, generator=generator).to(device)
-    index = torch.randint(0, 2_000, (100_000,), generator=generator).to(device)
-    cases = {
-        f"fps 2048→64, B={batch}": lambda: ops.fps(points, 64),
-        f"knn k=32, 64 queries in 2048, B={batch}": lambda: ops.knn(points, centres, 32),
-        "scatter_mean 100k×64 → 2000": lambda: ops.scatter_mean(src, index, dim=0, dim_size=2000),
-    }
     return [(f"point op (pure PyTorch): {name}", f"{median_seconds(lambda: (fn(), synchronize(device))) * 1e3:.2f} ms")
-            for name, fn in cases.items()]
+            for name, fn in op_cases(str(device), batch).items()]
 
 
 def main() -> None:

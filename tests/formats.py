@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-PIAD_CHANNELS = "grasp contain lift open lay sit support wrapgrasp pour move display push listen wear press cut stab".split()
+from afcli.data.affordance import PIAD_AFFORDANCES
 
 # (category, affordance, image width, height, object box, subject box) of PIAD's Demo/ folder
 PIAD_DEMO_SAMPLES = (
@@ -31,10 +31,10 @@ def write_piad_demo(folder: Path, seed: int = 0) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for category, affordance, width, height, box, subject in PIAD_DEMO_SAMPLES:
         xyz = rng.normal(size=(2048, 3)).astype(np.float32) * 0.4
-        heat = np.zeros((2048, len(PIAD_CHANNELS)), np.float32)
+        heat = np.zeros((2048, len(PIAD_AFFORDANCES)), np.float32)
         hot = xyz[:, 2] > 0.2
-        heat[hot, PIAD_CHANNELS.index(affordance)] = rng.random(int(hot.sum())).astype(np.float32)
-        heat[xyz[:, 0] > 0.5, PIAD_CHANNELS.index("move")] = 1.0
+        heat[hot, PIAD_AFFORDANCES.index(affordance)] = rng.random(int(hot.sum())).astype(np.float32)
+        heat[xyz[:, 0] > 0.5, PIAD_AFFORDANCES.index("move")] = 1.0
         shape_id = f"{rng.integers(1 << 62):032x}"
         lines = (f"{shape_id} {category} " + " ".join(repr(float(v)) for v in row) + " \n" for row in np.concatenate([xyz, heat], 1))
         (folder / f"Point_Test_{category}_1.txt").write_text("".join(lines))

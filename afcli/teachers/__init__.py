@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from afcli.errors import InputError
-from afcli.teachers.base import Teacher
+from afcli.teachers.base import Teacher, store_id
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,7 @@ class TeacherEntry:
     default: str
     variants: tuple[str, ...] | None  # None: any name the backend knows (open_clip)
     default_size: int | None
+    package: str  # the optional package it runs on (afcli.extras.OPTIONAL), for `afcli doctor`
 
     def build(self) -> Callable[..., Teacher]:
         module, function = self.factory.split(":")
@@ -28,16 +29,18 @@ class TeacherEntry:
 
 TEACHERS = {
     "dinov3": TeacherEntry(
-        "afcli.teachers.vit:dinov3", "vitl16", ("vits16", "vits16plus", "vitb16", "vitl16", "vith16plus"), 224
+        "afcli.teachers.vit:dinov3", "vitl16", ("vits16", "vits16plus", "vitb16", "vitl16", "vith16plus"), 224,
+        "transformers",
     ),
     "dinov2": TeacherEntry(
         "afcli.teachers.vit:dinov2",
         "vitb14",
         ("vits14", "vitb14", "vitl14", "vitg14", "vits14-reg", "vitb14-reg", "vitl14-reg", "vitg14-reg"),
         224,
+        "transformers",
     ),
-    "clip": TeacherEntry("afcli.teachers.clip:clip", "ViT-B-16@openai", None, None),
-    "effnet-lite0": TeacherEntry("afcli.teachers.effnet:effnet_lite0", "s16", ("s16", "s32"), 224),
+    "clip": TeacherEntry("afcli.teachers.clip:clip", "ViT-B-16@openai", None, None, "open_clip"),
+    "effnet-lite0": TeacherEntry("afcli.teachers.effnet:effnet_lite0", "s16", ("s16", "s32"), 224, "efficientnet_lite_pytorch"),
 }
 
 
@@ -58,25 +61,28 @@ def _split(spec: str) -> tuple[str, str, int]:
     return spec, "", 1
 
 
-def parse_teacher(spec: str) -> tuple[str, str]:
-    """A teacher named as any verb accepts it — ``dinov3``, ``dinov3:vitb16`` or the store id
-    ``dinov3-vitb16`` — as (family, variant), the family's default variant filled in."""
-    family, variant, _ = _split(spec)
+def _resolve(spec: str) -> tuple[str, str, int]:
+    family, variant, blocks = _split(spec)
     if family not in TEACHERS:
         raise InputError(f"unknown teacher {spec!r} (choose from {', '.join(TEACHERS)}; variants as dinov3:vitb16)")
     entry = TEACHERS[family]
     variant = variant or entry.default
     if entry.variants is not None and variant not in entry.variants:
         raise InputError(f"unknown {family} variant {variant!r} (choose from {', '.join(entry.variants)})")
-    return family, variant
+    return family, variant, blocks
+
+
+def parse_teacher(spec: str) -> tuple[str, str]:
+    """A teacher named as any verb accepts it — ``dinov3``, ``dinov3:vitb16`` or the store id
+    ``dinov3-vitb16`` — as (family, variant), the family's default variant filled in."""
+    return _resolve(spec)[:2]
 
 
 def teacher_id(spec: str) -> str:
-    """The store id of a teacher name (``effnet-lite0`` → ``effnet-lite0-s16``): ``/features/<id>``,
-    as :attr:`Teacher.id` names it when lifting (``-lastK`` for ``--blocks K``)."""
-    family, variant = parse_teacher(spec)
-    blocks = _split(spec)[2]
-    return f"{family}-{variant}".replace(":", "-").replace("/", "-") + (f"-last{blocks}" if blocks > 1 else "")
+    """The store id of a teacher name (``effnet-lite0`` → ``effnet-lite0-s16``), as :attr:`Teacher.id`
+    names it when lifting."""
+    family, variant, blocks = _resolve(spec)
+    return store_id(f"{family}:{variant}", blocks)
 
 
 def lifted_teacher(store, spec: str) -> str:

@@ -46,6 +46,12 @@ class Preprocess:
         return f"resize {self.size}x{self.size} ({self.resample}, antialiased), mean {list(self.mean)}, std {list(self.std)}"
 
 
+def store_id(name: str, blocks: int = 1) -> str:
+    """The ``/features/<id>`` key of a teacher spec: ``dinov3:vitb16`` → ``dinov3-vitb16`` (``-lastK``
+    when K blocks are stacked)."""
+    return name.replace(":", "-").replace("/", "-") + (f"-last{blocks}" if blocks > 1 else "")
+
+
 class Teacher(torch.nn.Module, abc.ABC):
     """Frozen 2D encoder. Subclasses set the attributes and implement :meth:`encode`."""
 
@@ -59,8 +65,7 @@ class Teacher(torch.nn.Module, abc.ABC):
     @property
     def id(self) -> str:
         """Store key: ``/features/<id>``."""
-        suffix = f"-last{self.blocks}" if self.blocks > 1 else ""
-        return self.name.replace(":", "-").replace("/", "-") + suffix
+        return store_id(self.name, self.blocks)
 
     @abc.abstractmethod
     def encode(self, images: torch.Tensor) -> torch.Tensor:
