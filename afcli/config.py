@@ -9,6 +9,7 @@ work starts; command-line options given explicitly override the recipe.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -98,6 +99,37 @@ def apply_sets(settings: T, assignments: list[str]) -> T:
             value = text
         setattr(target, leaf, _coerce(hint, value, key, Path("--set")))
     return settings
+
+
+# What a setting's name promises wherever it appears (model, data, optimiser, prompts, lift):
+# every number is finite and not negative; these are also at least 1 (counts, sizes) or above 0
+# (rates), and these are fractions.
+AT_LEAST_ONE = {"epochs", "batch_size", "val_batch_size", "num_points", "teacher_dim", "depth", "num_group", "group_size",
+                "trans_dim", "encoder_dims", "num_heads", "decoder_heads", "width", "fusion_heads", "fusion_ffn", "head_hidden",
+                "max_length", "text_dim", "image_dim", "views", "size", "steps", "blocks", "train_points"}
+ABOVE_ZERO = {"lr", "mlp_ratio", "koleo_eps", "grad_clip"}
+FRACTIONS = {"drop", "dropout", "drop_path", "mask_ratio", "test_fraction"}
+
+
+def check_numbers(settings, prefix: str = "") -> None:
+    """Refuse a NaN, infinite, negative or out-of-range number anywhere in ``settings`` (by the
+    tables above), before any work starts."""
+    for item in dataclasses.fields(settings):
+        value, key = getattr(settings, item.name), f"{prefix}{item.name}"
+        if dataclasses.is_dataclass(value):
+            check_numbers(value, key + ".")
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if not math.isfinite(value):
+            raise InputError(f"setting {key} must be a finite number, got {value}")
+        if item.name == "seed":
+            continue
+        if value < 0 or (item.name in AT_LEAST_ONE and value < 1) or (item.name in ABOVE_ZERO and value <= 0):
+            low = "at least 1" if item.name in AT_LEAST_ONE else "above 0" if item.name in ABOVE_ZERO else "0 or more"
+            raise InputError(f"setting {key} must be {low}, got {value}")
+        if item.name in FRACTIONS and value > 1:
+            raise InputError(f"setting {key} must be a fraction between 0 and 1, got {value}")
 
 
 def override(settings: T, **values) -> T:

@@ -32,12 +32,14 @@ def emit(result: Any, render: Callable[[Any], None]) -> None:
         render(result)
 
 
-def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], header: bool = True) -> Table:
+def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], header: bool = True, wrap_last: bool = False) -> Table:
+    """A Rich table; ``wrap_last`` wraps the last column (sentences: problems, errors) instead of
+    cutting it at the terminal's edge."""
     view = Table(
         title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, show_header=header
     )
-    for column in columns:
-        view.add_column(column, no_wrap=True)
+    for i, column in enumerate(columns):
+        view.add_column(column, no_wrap=not (wrap_last and i == len(columns) - 1))
     for row in rows:
         view.add_row(*("" if cell is None else str(cell) for cell in row))
     return view

@@ -17,6 +17,7 @@ import torch
 
 from afcli.errors import InputError
 from afcli.extras import require
+from afcli.files import make_folder, written
 from afcli.ops.backend import pure_torch
 
 
@@ -34,19 +35,21 @@ class HeatMap(torch.nn.Module):
         return torch.sigmoid(self.model(points, **inputs))
 
 
-def example_inputs(run: Path, num_points: int) -> tuple[tuple[torch.Tensor, ...], tuple[str, ...], str]:
-    """A store sample and the run's first encoded prompt of each modality."""
-    from afcli.engine.run import read_settings
-    from afcli.finetune.cast import CASTSettings, load_prompts
+def example_inputs(run: Path, num_points: int, store: Path | None = None) -> tuple[tuple[torch.Tensor, ...], tuple[str, ...], str]:
+    """A sample of ``store`` (default: the run's) and the run's first encoded prompt of each modality."""
+    from afcli.engine.run import training_store
+    from afcli.finetune.cast import load_prompts
     from afcli.store import open_store
 
-    settings = read_settings(CASTSettings, run)
     prompts = load_prompts(run)
-    with open_store(settings.data.store) as f:
+    store = training_store(run, store, must_match=False)
+    with open_store(store) as f:
+        if f["samples/id"].shape[0] == 0 or "points/xyz" not in f:
+            raise InputError("no imported sample to check the export on", store)
         points = torch.from_numpy(f["points/xyz"][0][:num_points]).float()[None]
         sample = f["samples/id"][0].decode()
     if points.shape[1] != num_points:
-        raise InputError(f"store samples have {points.shape[1]} points, the export takes {num_points}", settings.data.store)
+        raise InputError(f"store samples have {points.shape[1]} points, the export takes {num_points}", store)
     kinds = tuple(kind for kind in ("text", "image") if prompts[kind] is not None)
     tensors = [points]
     for kind in kinds:
@@ -71,29 +74,28 @@ def traceable():
         torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
-def export_cast(run: str | Path, fmt: str, out: str | Path, num_points: int = 2048) -> dict:
+def export_cast(run: str | Path, fmt: str, out: str | Path, num_points: int = 2048, store: str | Path | None = None) -> dict:
     from afcli.eval.affordance import resolve_model
     from afcli.models.cast import CAST
 
     run, out = Path(run), Path(out)
     if fmt not in FORMATS:
         raise InputError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
+    if out.is_dir():
+        raise InputError("--out is a folder; name the file to write", out)
     onnxruntime = _onnx_runtime() if fmt == "onnx" else None
     model = CAST.from_pretrained(resolve_model(run)).eval()
-    inputs, kinds, sample = example_inputs(run, num_points)
+    inputs, kinds, sample = example_inputs(run, num_points, store)
     wrapper = HeatMap(model, kinds).eval()
     with torch.no_grad():
         reference = wrapper(*inputs)  # with whichever ops backend the user has
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
     names = ["points"] + [name for kind in kinds for name in (kind, f"{kind}_mask")]
-    with torch.no_grad(), traceable():
+    with written(out) as tmp, torch.no_grad(), traceable():
         if fmt == "torchscript":
             torch.jit.trace(wrapper, inputs, check_trace=False).save(str(tmp))
             exported = torch.jit.load(str(tmp))(*inputs)
         else:
             exported = _onnx(wrapper, inputs, names, tmp, onnxruntime)
-    tmp.replace(out)
     difference = float((exported - reference).abs().max())
     return {"out": str(out), "format": fmt, "inputs": {n: list(t.shape) for n, t in zip(names, inputs)}, "checked_on": sample,
             "max_abs_difference": difference}
@@ -122,7 +124,7 @@ def write_ply(path: Path, points: np.ndarray, colours: np.ndarray) -> None:
         "property float x\nproperty float y\nproperty float z\n"
         "property uchar red\nproperty uchar green\nproperty uchar blue\nend_header\n"
     )
-    with open(path, "wb") as handle:
+    with written(path) as tmp, open(tmp, "wb") as handle:
         handle.write(header.encode("ascii"))
         handle.write(vertex.tobytes())
 
@@ -139,21 +141,25 @@ def export_ply(store: str | Path, predictions: str | Path, out: str | Path) -> d
     if "query" not in arrays:
         raise InputError("no 'query' array: write the file with afcli eval --save-predictions", predictions)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    written = 0
     with open_store(store) as f:
         table = read_queries(f, store)
         row_of = {query_id: r for r, query_id in enumerate(table.id)}
-        for i, query_id in enumerate(arrays["query"].astype(str)):
+        samples = []
+        for query_id in arrays["query"].astype(str):  # every query checked before anything is written
             r = row_of.get(query_id)
             if r is None or table.sample[r] < 0:
                 raise InputError(f"query {query_id} is not a paired query of this store", store)
-            points = f["points/xyz"][table.sample[r]]
-            if len(points) != arrays["pred"].shape[1]:
-                raise InputError(f"query {query_id}: {arrays['pred'].shape[1]} predictions for {len(points)} points", predictions)
+            samples.append(int(table.sample[r]))
+        points_per_sample = f["points/xyz"].shape[1]
+        if points_per_sample != arrays["pred"].shape[1]:
+            raise InputError(f"{arrays['pred'].shape[1]} predictions per query for {points_per_sample} points per sample", predictions)
+        make_folder(out)
+        count = 0
+        for i, (query_id, sample) in enumerate(zip(arrays["query"].astype(str), samples)):
+            points = f["points/xyz"][sample]
             stem = query_id.replace("/", "_")
             for name in ("pred", "gt"):
                 colours = (heat_colours(arrays[name][i]) * 255).round().astype(np.uint8)
                 write_ply(out / f"{stem}.{name}.ply", points, colours)
-                written += 1
-    return {"out": str(out), "files": written}
+                count += 1
+    return {"out": str(out), "files": count}

@@ -145,3 +145,29 @@ TINY_MODEL = [
     "--set", "model.decoder_heads=2", "--set", "model.decoder_depth=1", "--set", "model.num_group=16", "--set", "model.group_size=16",
     "--set", "data.num_points=256",
 ]
+
+
+TINY_CAST = [
+    "--set", "model.backbone.depth=1", "--set", "model.backbone.trans_dim=32", "--set", "model.backbone.encoder_dims=32",
+    "--set", "model.backbone.num_heads=2", "--set", "model.backbone.decoder_heads=2",
+    "--set", "model.backbone.num_group=8", "--set", "model.backbone.group_size=16",
+    "--set", "model.width=32", "--set", "model.fusion_layers=1", "--set", "model.fusion_heads=2", "--set", "model.fusion_ffn=32",
+    "--set", "model.head_hidden=16",
+]
+
+
+@pytest.fixture(scope="session")
+def cast_run(cast_store, tmp_path_factory):
+    import json
+    import subprocess
+
+    run = tmp_path_factory.mktemp("runs") / "cast"
+    recipe = run.parent / "recipe.yaml"
+    recipe.write_text("stage: finetune\nsettings: {epochs: 2}\nexpected:\n  protocol: standard\n  test: {aiou: 50.0, auc: 90.0, sim: 0.7, mae: 0.1}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "afcli", "finetune", "cast", "--store", cast_store, "--recipe", recipe, "--text", "minilm-l6",
+         "--image", "effnet-lite0:s32", "--batch-size", "8", "--run", run, "--device", "cpu", "--set", "prompts.drop=0.5", *TINY_CAST, "--json"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    return run, json.loads(result.stdout)

@@ -12,32 +12,8 @@ import torch
 from afcli.errors import InputError
 from afcli.store import merge_stores, open_store, verify_store
 from afcli.store.queries import read_queries
+from conftest import TINY_CAST
 from test_laso import write_laso
-
-TINY_CAST = [
-    "--set", "model.backbone.depth=1", "--set", "model.backbone.trans_dim=32", "--set", "model.backbone.encoder_dims=32",
-    "--set", "model.backbone.num_heads=2", "--set", "model.backbone.decoder_heads=2",
-    "--set", "model.backbone.num_group=8", "--set", "model.backbone.group_size=16",
-    "--set", "model.width=32", "--set", "model.fusion_layers=1", "--set", "model.fusion_heads=2", "--set", "model.fusion_ffn=32",
-    "--set", "model.head_hidden=16",
-]
-
-
-@pytest.fixture(scope="module")
-def cast_run(cast_store, tmp_path_factory):
-    import subprocess
-    import sys
-
-    run = tmp_path_factory.mktemp("runs") / "cast"
-    recipe = run.parent / "recipe.yaml"
-    recipe.write_text("stage: finetune\nsettings: {epochs: 2}\nexpected:\n  protocol: standard\n  test: {aiou: 50.0, auc: 90.0, sim: 0.7, mae: 0.1}\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "afcli", "finetune", "cast", "--store", cast_store, "--recipe", recipe, "--text", "minilm-l6",
-         "--image", "effnet-lite0:s32", "--batch-size", "8", "--run", run, "--device", "cpu", "--set", "prompts.drop=0.5", *TINY_CAST, "--json"],
-        capture_output=True, text=True,
-    )
-    assert result.returncode == 0, result.stderr
-    return run, json.loads(result.stdout)
 
 
 def test_synth_queries(cast_store):

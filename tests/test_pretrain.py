@@ -77,6 +77,10 @@ def test_sigkill_mid_run_then_resume_matches_an_unbroken_run(lifted_store, tmp_p
     a = torch.load(unbroken / "model" / "model.pt", weights_only=True)
     b = torch.load(killed / "model" / "model.pt", weights_only=True)
     assert all(torch.equal(a[key], b[key]) for key in a)
+    rows = [json.loads(line) for line in (killed / "metrics.jsonl").read_text().splitlines()]
+    steps = [(row["epoch"], row["step"]) for row in rows if "step" in row]
+    assert len(steps) == len(set(steps)), "the interrupted epoch's steps are logged once"
+    assert [row["epoch"] for row in rows if "mean_total" in row] == list(range(epochs))
 
 
 def test_two_gloo_processes_follow_the_one_process_loss_curve(lifted_store, tmp_path):

@@ -223,3 +223,32 @@ def test_failed_status_is_counted(tmp_path):
         w.mark("import", 1, FAILED)
     assert store_info(path)["status"]["import"]["failed"] == 1
     assert len(StoreDataset(path)) == 1
+
+
+def test_verify_reports_damaged_bytes_and_goes_on(synth_store, tmp_path):
+    """Random bytes over a query chunk are a problem in the report; over anything else, verify still
+    answers (a report, or one input error when the file cannot even be opened), never a crash."""
+    import shutil
+
+    damaged = tmp_path / "queries.h5"
+    shutil.copy(synth_store, damaged)
+    with h5py.File(damaged, "r") as f:
+        offset = f["queries/text"].id.get_chunk_info(0).byte_offset
+    with open(damaged, "r+b") as handle:
+        handle.seek(offset)
+        handle.write(np.random.default_rng(0).bytes(512))
+    report = verify_store(damaged)
+    assert not report["ok"] and any("queries/text" in problem or "query table" in problem for problem in report["problems"])
+    size = synth_store.stat().st_size
+    for seed in range(12):
+        copy = tmp_path / f"fuzz{seed}.h5"
+        shutil.copy(synth_store, copy)
+        rng = np.random.default_rng(seed)
+        with open(copy, "r+b") as handle:
+            handle.seek(int(rng.integers(4096, size - 256)))
+            handle.write(rng.bytes(256))
+        try:
+            report = verify_store(copy)
+        except InputError:
+            continue
+        assert isinstance(report["problems"], list)

@@ -5,6 +5,8 @@ Heavy imports (torch, h5py, trimesh) happen inside the commands so that ``afcli 
 
 from __future__ import annotations
 
+import warnings
+
 import typer
 
 from afcli import __version__
@@ -48,6 +50,8 @@ def _global(
     apply_json(json)
     options.quiet = quiet
     options.verbose = verbose
+    if not verbose:  # libraries' warnings (numpy on odd files, torch on old pickles) are not afcli's one line
+        warnings.simplefilter("ignore")
 
 
 def main() -> None:

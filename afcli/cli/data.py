@@ -82,6 +82,6 @@ def import_(
             f"{r['done']}/{r['samples']} samples done"
         )
         if r["skipped"]:
-            stdout.print(table(f"skipped {len(r['skipped'])}", ["id", "problem"], [(s["id"], s["error"]) for s in r["skipped"]]))
+            stdout.print(table(f"skipped {len(r['skipped'])}", ["id", "problem"], [(s["id"], s["error"]) for s in r["skipped"]], wrap_last=True))
 
     emit(result, render)

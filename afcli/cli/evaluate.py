@@ -125,7 +125,7 @@ def probe(
     from afcli.eval.probe import ProbeSettings, linear_probe, random_backbone, resolve_backbone
     from afcli.models.point_mae import PointMAE
 
-    settings = ProbeSettings(test_fraction=test_fraction, steps=steps)
+    settings = ProbeSettings(test_fraction=test_fraction, steps=steps).check()
     models = [(str(path), PointMAE.from_pretrained(resolve_backbone(path))) for path in checkpoint]
     if random_init:
         models.insert(0, ("random init", random_backbone(models[0][1].config, settings.seed)))

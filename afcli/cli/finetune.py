@@ -17,7 +17,7 @@ app = typer.Typer(help="Fine-tune task models (CAST: prompt-driven 3D affordance
 @app.command("cast")
 @handle_errors
 def cast(
-    store: Optional[Path] = typer.Option(None, "--store", help="Store with queries (afcli data import: a benchmark or the built-in set)."),
+    store: Optional[Path] = typer.Option(None, "--store", help="Store with queries (afcli data import: a benchmark or the built-in set); with --resume: where the run's store is now."),
     recipe: Optional[Path] = typer.Option(None, "--recipe", help="recipes/cast/<benchmark>-paper.yaml, -official.yaml or synth.yaml."),
     backbone: Optional[Path] = typer.Option(None, "--backbone", help="CMAT run (or saved Point-MAE) to start from; none: from scratch."),
     text: Optional[str] = typer.Option(None, "--text", help="Text encoder: roberta-base, minilm-l6 (offline), a hub id or folder; 'none' for no text."),
@@ -43,9 +43,9 @@ def cast(
     if resume:
         if run is None:
             raise InputError("--resume needs --run DIR (the run to continue)")
-        if store or recipe or set_ or batch_size or backbone or text or image:
-            raise InputError("--resume continues a run with its recorded settings; only --epochs and --device may change")
-        result = resume_run(run, epochs=epochs, device=device, plan=plan, show_progress=show)
+        if recipe or set_ or batch_size or backbone or text or image:
+            raise InputError("--resume continues a run with its recorded settings; only --epochs, --device and --store (where its store is now) may change")
+        result = resume_run(run, epochs=epochs, device=device, store=store, plan=plan, show_progress=show)
     else:
         settings, raw = load_recipe(recipe, CASTSettings, "finetune") if recipe is not None else (CASTSettings(), {})
         encoders = {key: (None if value == "none" else value) for key, value in (("prompts.text", text), ("prompts.image", image)) if value is not None}

@@ -82,7 +82,8 @@ def lift_command(
     """Lift a 2D teacher's patch features onto every point: /features/<teacher> (S, N, D) fp16."""
     apply_json(json)
     from afcli.config import load_recipe, override
-    from afcli.lift.pipeline import LiftSettings, check_gpus, lift_store, load_settings_teacher
+    from afcli.engine.distributed import check_processes
+    from afcli.lift.pipeline import LiftSettings, lift_store, load_settings_teacher
 
     settings = load_recipe(recipe, LiftSettings, "lift")[0] if recipe is not None else LiftSettings()
     settings = override(
@@ -94,7 +95,7 @@ def lift_command(
     )
     settings.offline = settings.offline or offline
     settings.overwrite = overwrite
-    check_gpus(settings.check(), gpus)
+    check_processes(gpus, settings.check().device)
     loaded = load_settings_teacher(settings, "cpu" if gpus > 1 else None)  # a missing model fails before any work
     path = _target(target, store)
     with progress(f"lift {settings.teacher}") as (advance, set_total):

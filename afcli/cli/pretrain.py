@@ -17,7 +17,7 @@ app = typer.Typer(help="Pre-train 3D backbones (CMAT: Point-MAE distilled from l
 @app.command("cmat")
 @handle_errors
 def cmat(
-    store: Optional[Path] = typer.Option(None, "--store", help="Store with points and lifted features."),
+    store: Optional[Path] = typer.Option(None, "--store", help="Store with points and lifted features (with --resume: where the run's store is now)."),
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher whose lifted features to distil, named as for lift (dinov3, effnet-lite0:s16) or by store id (dinov3-vitl16)."),
     recipe: Optional[Path] = typer.Option(None, "--recipe", help="recipes/cmat/pretrain-paper.yaml (the defaults) or pretrain-official.yaml."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override any setting: --set optim.lr=3e-4 --set loss.terms=rec,aff."),
@@ -47,9 +47,9 @@ def cmat(
     if resume:
         if run is None:
             raise InputError("--resume needs --run DIR (the run to continue)")
-        if store or teacher or recipe or set_ or batch_size or teacher_dim or workers is not None:
-            raise InputError("--resume continues a run with its recorded settings; only --epochs and --device may change")
-        result = resume_run(run, epochs=epochs, device=device, plan=plan, show_progress=show)
+        if teacher or recipe or set_ or batch_size or teacher_dim or workers is not None:
+            raise InputError("--resume continues a run with its recorded settings; only --epochs, --device and --store (where its store is now) may change")
+        result = resume_run(run, epochs=epochs, device=device, store=store, plan=plan, show_progress=show)
     else:
         settings = load_recipe(recipe, CMATSettings, "pretrain")[0] if recipe is not None else CMATSettings()
         settings = override(

@@ -68,12 +68,22 @@ def info(store: Path = typer.Argument(..., help="Store file."), json: JsonOption
 
 @app.command("verify")
 @handle_errors
-def verify(store: Path = typer.Argument(..., help="Store file."), json: JsonOption = False) -> None:
-    """Check schema, ids, NaN/Inf, stage status and that every chunk reads; exit 1 if anything is wrong."""
+def verify(
+    store: Path = typer.Argument(..., help="Store file."),
+    fix: bool = typer.Option(False, "--fix", help="Mark samples that are done but were never written pending, for their stage to redo."),
+    json: JsonOption = False,
+) -> None:
+    """Check schema, ids, NaN/Inf, stage status, that every chunk reads and that every done sample
+    was written; exit 1 if anything is wrong."""
     apply_json(json)
-    from afcli.store import verify_store
+    from afcli.store.inspect import reopen_unwritten, verify_store
 
     report = verify_store(store)
+    if fix and report["unwritten"]:
+        stages = ", ".join(sorted(report["unwritten"]))
+        reopened = reopen_unwritten(store, report["unwritten"])
+        report = verify_store(store) | {"reopened": reopened}
+        report["notes"].append(f"{reopened} samples marked pending: run their stage again ({stages})")
 
     def render(r: dict) -> None:
         for line in r["notes"]:
@@ -81,7 +91,7 @@ def verify(store: Path = typer.Argument(..., help="Store file."), json: JsonOpti
         if r["ok"]:
             stdout.print(f"{r['path']}: ok ({r['samples']} samples)")
         else:
-            stdout.print(table(f"{r['path']}: {len(r['problems'])} problems", ["problem"], [(p,) for p in r["problems"]]))
+            stdout.print(table(f"{r['path']}: {len(r['problems'])} problems", ["problem"], [(p,) for p in r["problems"]], wrap_last=True))
 
     emit(report, render)
     if not report["ok"]:

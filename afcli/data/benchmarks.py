@@ -30,7 +30,7 @@ import numpy as np
 
 from afcli.data import laso, piad, piadv2
 from afcli.data.affordance import LASO_AFFORDANCES, PIAD_AFFORDANCES, PIADV2_AFFORDANCES, default_question
-from afcli.data.importer import ensure_point_arrays, estimate_normals, resample_indices
+from afcli.data.importer import STAGE, ensure_point_arrays, estimate_normals, resample_indices
 from afcli.data.readers import read_piad
 from afcli.errors import InputError
 from afcli.store.queries import Query
@@ -38,7 +38,6 @@ from afcli.store.schema import DONE
 from afcli.store.writer import StoreWriter
 
 BENCHMARKS = ("laso", "piad", "piadv2")
-STAGE = "import"
 VAL_FRACTION = 0.1
 
 
@@ -206,7 +205,6 @@ def import_benchmark(
         writer.ensure_array("labels/annotated", (len(channels),), "u1", per_point=False)
         writer.ensure_array("labels/split", (), "S16", per_point=False)
         writer.ensure_queries()
-        writer.ensure_stage(STAGE)
         writer.begin()
         folder = Path(store).resolve().parent
         relative = lambda path: Path(os.path.relpath(Path(path).resolve(), folder)).as_posix()  # noqa: E731

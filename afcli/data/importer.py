@@ -50,6 +50,7 @@ class Source:
 class ImportPlan:
     root: Path
     sources: list[Source] = field(default_factory=list)
+    unnamed: list[Path] = field(default_factory=list)  # files whose names are not UTF-8: no sample id can hold them
 
     @property
     def labelled(self) -> bool:
@@ -63,16 +64,39 @@ class ImportPlan:
 def _synth_plan(root: Path, manifest_path: Path) -> ImportPlan:
     try:
         manifest = json.loads(manifest_path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise InputError(f"unreadable manifest ({error})", manifest_path) from None
-    if manifest.get("format") != SYNTH_FORMAT or manifest.get("affordances") != PIAD_AFFORDANCES:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(f"unreadable manifest ({' '.join(str(error).split())[:120]})", manifest_path) from None
+    if not isinstance(manifest, dict) or manifest.get("format") != SYNTH_FORMAT or manifest.get("affordances") != PIAD_AFFORDANCES:
         raise InputError(f"not an {SYNTH_FORMAT} v1 manifest", manifest_path)
+    shapes = manifest.get("shapes")
+    if not isinstance(shapes, list):
+        raise InputError("malformed manifest: 'shapes' is not a list", manifest_path)
     plan = ImportPlan(root)
-    for shape in manifest["shapes"]:
+    for i, shape in enumerate(shapes):
+        problem = _manifest_entry_problem(shape)
+        if problem:
+            raise InputError(f"malformed manifest: shapes[{i}] {problem}", manifest_path)
         plan.sources.append(
             Source(shape["id"], shape["category"], root / shape["mesh"], "mesh", shape["parts"], shape["questions"])
         )
     return plan
+
+
+def _manifest_entry_problem(shape) -> str | None:
+    """What is wrong with one ``shapes`` entry of a synth manifest (None: nothing)."""
+    if not isinstance(shape, dict):
+        return "is not an object"
+    for key, kind in (("id", str), ("category", str), ("mesh", str), ("parts", list), ("questions", dict)):
+        if not isinstance(shape.get(key), kind):
+            return f"has no {kind.__name__} {key!r}"
+    for part in shape["parts"]:
+        faces = part.get("faces") if isinstance(part, dict) else None
+        if not (isinstance(faces, list) and len(faces) == 2 and all(isinstance(v, int) for v in faces)
+                and isinstance(part.get("name"), str) and isinstance(part.get("affordances"), list)):
+            return "has a part without name, affordances and a [start, stop] face range"
+    if not shape["parts"]:
+        return "has no parts"
+    return None
 
 
 def plan_import(src: str | Path) -> ImportPlan:
@@ -90,6 +114,9 @@ def plan_import(src: str | Path) -> ImportPlan:
     plan = ImportPlan(root)
     for path in files:
         relative = path.relative_to(root).as_posix()
+        if not _utf8(relative):
+            plan.unnamed.append(path)
+            continue
         if is_piad_file(path):
             # PIAD's own loader takes the category from the file name: Point_<Split>_<Object>_<k>.txt.
             fields = path.stem.split("_")
@@ -101,6 +128,14 @@ def plan_import(src: str | Path) -> ImportPlan:
         kind = "cloud" if path.suffix.lower() in (".npy", ".txt", ".xyz") else "mesh"
         plan.sources.append(Source(relative.rsplit(".", 1)[0], category, path, kind))
     return plan
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes of the file system's name, kept as surrogates
+        return False
+    return True
 
 
 def estimate_normals(points: np.ndarray) -> np.ndarray:
@@ -218,13 +253,15 @@ def _text(value) -> np.bytes_:
 
 
 def ensure_point_arrays(writer: StoreWriter, num_points: int) -> None:
-    """The arrays every imported sample has: points, normals and (meshes) the face of each point."""
+    """The arrays every imported sample has (points, normals; the face of each point for meshes),
+    and the import stage that vouches for them."""
     if writer.num_points != num_points:
         raise InputError(f"store holds {writer.num_points} points per sample, not {num_points}", writer.path)
     writer.ensure_array("points/xyz", (3,), "f4")
     writer.ensure_array("points/normal", (3,), "f4")
     # Face of the source mesh each point was sampled on (-1: a cloud, or imported before faces were kept).
     writer.ensure_array("points/face", (), "i4", fill=-1)
+    writer.ensure_stage(STAGE, ("points/xyz", "points/normal"))
 
 
 def import_shapes(
@@ -248,6 +285,12 @@ def import_shapes(
     sources = plan.sources[rank::world]
     store = shard_path(store, rank, world)
     skipped: list[dict] = []
+    unnamed = plan.unnamed[rank::world]
+    for path in unnamed:
+        error = InputError("file name is not valid UTF-8, so it cannot be a sample id (rename the file)", path)
+        if not skip_bad:
+            raise error
+        skipped.append({"id": "", "path": str(path), "error": str(error)})
     with StoreWriter(store, create=True, num_points=num_points) as writer:
         ensure_point_arrays(writer, num_points)
         if plan.labelled:
@@ -259,7 +302,6 @@ def import_shapes(
             writer.ensure_array("labels/annotated", (len(PIAD_AFFORDANCES),), "u1", per_point=False)
             writer.ensure_array("labels/split", (), SPLIT_DTYPE, per_point=False)
             writer.ensure_queries()
-        writer.ensure_stage(STAGE)
         writer.begin()
         folder = Path(store).resolve().parent
         rows = writer.add_samples(
@@ -300,7 +342,7 @@ def import_shapes(
         return {
             "store": str(store),
             "source": str(src),
-            "imported": len(todo) - len(skipped),
+            "imported": len(todo) - len(skipped) + len(unnamed),
             "already_done": len(rows) - len(todo),
             "skipped": skipped,
             "samples": writer.num_samples,

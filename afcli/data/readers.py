@@ -6,6 +6,7 @@ can stop (or skip, with ``--skip-bad``) with a one-line message.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,11 +77,17 @@ def is_piad_file(path: Path) -> bool:
 
 
 def read_cloud(path: Path) -> Geometry:
-    """``.npy`` (N, 3+) or whitespace ``.txt``/``.xyz`` (x y z [nx ny nz …]) point clouds."""
+    """``.npy`` (N, 3+) or whitespace ``.txt``/``.xyz`` (x y z [nx ny nz …]) point clouds of real numbers."""
     try:
-        data = np.load(path, allow_pickle=False) if path.suffix == ".npy" else np.loadtxt(path, ndmin=2)
-    except (OSError, ValueError) as error:
-        raise InputError(f"cannot read point cloud ({str(error).splitlines()[0]})", path) from None
+        with warnings.catch_warnings():  # numpy warns (empty text files …) and then fails or returns nothing
+            warnings.simplefilter("ignore")
+            data = np.load(path, allow_pickle=False) if path.suffix == ".npy" else np.loadtxt(path, ndmin=2)
+    except Exception as error:  # numpy raises ValueError, EOFError, OSError, UnicodeDecodeError … by damage
+        reason = " ".join(str(error).split())[:120] or type(error).__name__
+        raise InputError(f"cannot read point cloud ({reason})", path) from None
+    if not isinstance(data, np.ndarray) or data.dtype.kind not in "fiu":
+        kind = type(data).__name__ if not isinstance(data, np.ndarray) else f"{data.dtype} values"
+        raise InputError(f"expected an (N, 3+) array of real numbers, got {kind}", path)
     data = np.asarray(data, dtype=np.float32)
     if data.ndim != 2 or data.shape[1] < 3 or len(data) == 0:
         raise InputError(f"expected an (N, 3+) array of points, got shape {data.shape}", path)

@@ -19,6 +19,7 @@ import numpy as np
 from afcli.data.affordance import PIAD_AFFORDANCES, questions_for
 from afcli.data.geometry import Mesh, Part, arc, box, extrude, lathe, merge, tube, write_ply
 from afcli.errors import InputError
+from afcli.files import make_folder, write_text
 
 MANIFEST = "manifest.json"
 SYNTH_FORMAT = "afcli-synth"
@@ -210,6 +211,21 @@ def build_shape(category: str, rng: np.random.Generator) -> tuple[Mesh, list[dic
     return merge([part.mesh for part in parts]), records, np.concatenate(colors)
 
 
+def _refuse_another_set(out: Path, count: int, seed: int) -> None:
+    """Writing into a folder that holds another set would change the meshes its stores were
+    imported from; the same command again (same count and seed) rewrites identical files."""
+    if not (out / MANIFEST).is_file():
+        return
+    try:
+        manifest = json.loads((out / MANIFEST).read_text())
+        existing = (len(manifest["shapes"]), manifest["seed"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise InputError(f"already holds a {MANIFEST} that is not a synth manifest; choose another folder", out) from None
+    if existing != (count, seed):
+        raise InputError(f"already holds a set of {existing[0]} shapes with seed {existing[1]} (this asks for {count} with seed {seed}); "
+                         "choose another folder", out)
+
+
 def synthesize(out: str | Path, count: int = 240, seed: int = 0, advance: Callable[[], None] = lambda: None) -> dict:
     """Write ``count`` objects (categories in turn) and the manifest under ``out``."""
     out = Path(out)
@@ -217,7 +233,8 @@ def synthesize(out: str | Path, count: int = 240, seed: int = 0, advance: Callab
         raise InputError(f"--n must be at least 1, got {count}")
     if out.exists() and not out.is_dir():
         raise InputError("exists and is not a folder", out)
-    (out / "meshes").mkdir(parents=True, exist_ok=True)
+    _refuse_another_set(out, count, seed)
+    make_folder(out / "meshes")
     names = list(CATEGORIES)
     shapes = []
     for index in range(count):
@@ -232,5 +249,5 @@ def synthesize(out: str | Path, count: int = 240, seed: int = 0, advance: Callab
         shapes.append({"id": sample_id, "category": category, "mesh": relative, "parts": parts, "questions": questions})
         advance()
     manifest = {"format": SYNTH_FORMAT, "version": 1, "seed": seed, "affordances": PIAD_AFFORDANCES, "shapes": shapes}
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    write_text(out / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return {"out": str(out), "shapes": count, "categories": sorted({s["category"] for s in shapes}), "seed": seed}

@@ -32,10 +32,25 @@ class Launch:
     def world_size(self) -> int:
         return self.gpus * self.nodes
 
-    def check(self) -> "Launch":
+    def check(self, device: str | None = None) -> "Launch":
+        """The numbers make sense; given the run's ``device``, this node has the devices asked for."""
         if self.gpus < 1 or self.nodes < 1 or not 0 <= self.node_rank < self.nodes:
             raise InputError(f"--gpus {self.gpus} --nodes {self.nodes} --node-rank {self.node_rank}: need gpus ≥ 1, nodes ≥ 1, 0 ≤ node-rank < nodes")
+        if device is not None:
+            check_processes(self.gpus, device)
         return self
+
+
+def check_processes(gpus: int, device: str) -> None:
+    """One rule for every verb's ``--gpus N``: N CUDA devices on this node, or N CPU processes when
+    ``--device cpu`` asks for them."""
+    if gpus < 1:
+        raise InputError(f"--gpus must be at least 1, got {gpus}")
+    if gpus == 1 or device == "cpu":
+        return
+    available = torch.cuda.device_count()
+    if available < gpus:
+        raise InputError(f"--gpus {gpus} needs {gpus} CUDA devices, this machine has {available} (add --device cpu to run {gpus} CPU processes)")
 
 
 @dataclass

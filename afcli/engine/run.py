@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from afcli import __version__
+from afcli.console import note
 from afcli.engine.trainer import CHECKPOINT, train
 from afcli.errors import InputError
+from afcli.files import check_creatable, write_text
 
 CONFIG_FILE = "config.yaml"
 T = TypeVar("T")
@@ -27,40 +29,107 @@ def git_revision() -> str:
     return result.stdout.strip() or "unknown"
 
 
-def read_settings(settings_type: type[T], run_dir: Path) -> T:
-    """The settings a run was started with."""
+def read_run(run_dir: Path) -> dict:
+    """A run's ``config.yaml``: stage, method, settings and the identity of its store."""
     import yaml
 
-    from afcli.config import build
-
-    path = run_dir / CONFIG_FILE
+    path = Path(run_dir) / CONFIG_FILE
+    if Path(run_dir).exists() and not Path(run_dir).is_dir():
+        raise InputError("not a run directory (a file)", run_dir)
     if not path.is_file():
         raise InputError(f"not a run directory (no {CONFIG_FILE})", run_dir)
-    return build(settings_type, yaml.safe_load(path.read_text())["settings"], path)
+    try:
+        record = yaml.safe_load(path.read_text())
+        record["settings"]
+    except (yaml.YAMLError, UnicodeDecodeError, TypeError, KeyError) as error:
+        raise InputError(f"not an afcli run record ({type(error).__name__})", path) from None
+    return record
+
+
+def read_settings(settings_type: type[T], run_dir: Path) -> T:
+    """The settings a run was started with."""
+    from afcli.config import build
+
+    return build(settings_type, read_run(run_dir)["settings"], Path(run_dir) / CONFIG_FILE)
+
+
+def training_store(run_dir: Path, given: str | Path | None = None, *, must_match: bool) -> Path:
+    """The store a command on an existing run reads: ``given`` (``--store``: a copied or moved run
+    names its store again) or the one the run recorded, by absolute path. A store other than the one
+    the run was trained on (another sample count or other ids) is refused when resuming
+    (``must_match``) and noted otherwise (scoring a run on another store is legitimate)."""
+    record = read_run(run_dir)
+    identity = record.get("store")
+    path = Path(given if given is not None else identity["path"] if identity else record["settings"]["data"]["store"])
+    if not path.exists():
+        raise InputError("no such store" + ("" if given is not None else f" (the store {run_dir} was trained on; give --store where it is now)"), path)
+    if identity is None:  # runs of afcli 0.1 recorded the path as typed, relative to where they started
+        note(f"{run_dir} records no store identity (an older afcli): using {path.resolve()}")
+        return path
+    from afcli.store.inspect import store_identity
+
+    current = store_identity(path)
+    if (current["samples"], current["ids_sha256"]) != (identity["samples"], identity["ids_sha256"]):
+        message = (f"not the store {run_dir} was trained on: {current['samples']} samples with ids {current['ids_sha256']}, "
+                   f"the run recorded {identity['samples']} with ids {identity['ids_sha256']} at {identity['path']}")
+        if must_match:
+            raise InputError(message, path)
+        note(f"note: {path}: {message}")
+    return path
+
+
+def _absolute_paths(settings) -> None:
+    """Record where the store and backbone are, not how they were reached from the start folder."""
+    settings.data.store = str(Path(settings.data.store).resolve())
+    backbone = getattr(settings, "backbone", None)
+    if backbone and Path(backbone).exists():
+        settings.backbone = str(Path(backbone).resolve())
 
 
 def settings_for_run(settings_type: type[T], settings: T | None, run_dir: Path, resume: dict | None) -> T:
     """New run: check ``settings`` and that ``run_dir`` holds no run. Resuming (``resume`` = the
-    settings a resumed run may change): the recorded settings with those overrides."""
+    settings a resumed run may change, and ``store``: where its store is now): the recorded settings
+    with those overrides, on the store it was trained on."""
     from afcli.config import override
 
+    run_dir = Path(run_dir)
     if resume is not None:
+        read_run(run_dir)  # a run directory at all
         if not (run_dir / CHECKPOINT).is_file():
-            raise InputError(f"nothing to resume: no {CHECKPOINT}", run_dir)
-        return override(read_settings(settings_type, run_dir), **resume).check()
+            command = _recorded_command(run_dir)
+            raise InputError(f"nothing to resume: the run stopped before its first checkpoint; start it again{command}", run_dir)
+        changes = {key: value for key, value in resume.items() if key != "store"}
+        settings = override(read_settings(settings_type, run_dir), **changes).check()
+        settings.data.store = str(training_store(run_dir, resume.get("store"), must_match=True))
+        return settings
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InputError("--run must be a directory, this is a file", run_dir)
     settings.check()
     if (run_dir / CHECKPOINT).exists():
         raise InputError("run directory already holds a run (--resume to continue it, or choose another --run)", run_dir)
+    check_creatable(run_dir)
+    _absolute_paths(settings)
     return settings
 
 
+def _recorded_command(run_dir: Path) -> str:
+    try:
+        command = json.loads((run_dir / "meta.json").read_text())["command"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    return ": " + " ".join(["afcli", *command[1:]])
+
+
 def write_run(settings, run_dir: Path, stage: str, method: str) -> None:
+    """``config.yaml`` (settings and the store's identity) and ``meta.json`` (versions, command)."""
     import yaml
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / CONFIG_FILE).write_text(yaml.safe_dump({"stage": stage, "method": method, "settings": asdict(settings)}, sort_keys=False))
+    from afcli.store.inspect import store_identity
+
+    record = {"stage": stage, "method": method, "settings": asdict(settings), "store": store_identity(settings.data.store)}
+    write_text(run_dir / CONFIG_FILE, yaml.safe_dump(record, sort_keys=False))
     meta = {"afcli_version": __version__, "git_revision": git_revision(), "seed": settings.seed, "command": sys.argv}
-    (run_dir / "meta.json").write_text(json.dumps(meta, indent=2))
+    write_text(run_dir / "meta.json", json.dumps(meta, indent=2))
 
 
 def train_rank(label: str, make_task: Callable, task_args: tuple, settings, run_dir: Path, resume: bool, show_progress: bool) -> dict:

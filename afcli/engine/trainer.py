@@ -26,6 +26,7 @@ from typing import Callable, Protocol
 import torch
 
 from afcli.engine.checkpoint import load_checkpoint, save_atomic
+from afcli.files import write_text, writing_to
 from afcli.engine.distributed import Rank
 from afcli.errors import InputError
 
@@ -52,6 +53,29 @@ class Task(Protocol):
     def loss(self, model: torch.nn.Module, batch: dict) -> dict[str, torch.Tensor]: ...  # has "total"
 
     def export(self, model: torch.nn.Module, folder: Path) -> None: ...
+
+
+def _log(path: Path, record: dict) -> None:
+    with writing_to(path), open(path, "a") as log:
+        log.write(json.dumps(record) + "\n")
+
+
+def _keep_metrics_before(path: Path, epoch: int) -> None:
+    """Drop the rows of epochs a killed run logged past its last checkpoint: the resumed run logs
+    them again, so each epoch appears once."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines()
+    kept = [line for line in lines if _epoch_of(line) < epoch]
+    if len(kept) != len(lines):
+        write_text(path, "".join(line + "\n" for line in kept))
+
+
+def _epoch_of(line: str) -> float:
+    try:
+        return json.loads(line)["epoch"]
+    except (ValueError, KeyError, TypeError):
+        return math.inf  # a line cut short by the kill
 
 
 def learning_rate(epoch: int, epochs: int, optim: OptimSettings) -> float:
@@ -123,11 +147,14 @@ def train(
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
     start = 0
     if resume:
-        state = load_checkpoint(run_dir / CHECKPOINT)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        start = int(state["epoch"]) + 1
+        state = load_checkpoint(run_dir / CHECKPOINT, ("model", "optimizer", "scaler", "epoch"))
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scaler.load_state_dict(state["scaler"])
+            start = int(state["epoch"]) + 1
+        except (RuntimeError, ValueError, KeyError, TypeError) as error:
+            raise InputError(f"does not fit this run's model ({' '.join(str(error).split())[:160]})", run_dir / CHECKPOINT) from None
         best = float(state.get("best", -math.inf))
     trained = model
     if rank.world_size > 1:
@@ -139,6 +166,8 @@ def train(
     if len(data) < batch_size:
         raise InputError(f"{len(data)} samples cannot fill one batch of {batch_size} (lower --batch-size)")
     steps = len(data) // batch_size
+    if rank.main:
+        _keep_metrics_before(run_dir / METRICS, start)
     on_total(max(0, epochs - start) * steps)
     history = []
     for epoch in range(start, epochs):
@@ -171,8 +200,7 @@ def train(
             seconds = time.perf_counter() - began
             advance(info=" ".join(f"{n} {float(v):.4g}" for n, v in zip(names, values)) + f" lr {lr:.2e} {(step + 1) * batch_size / seconds:.1f} samples/s")
             if rank.main:
-                with open(run_dir / METRICS, "a") as log:
-                    log.write(json.dumps(record) + "\n")
+                _log(run_dir / METRICS, record)
         seconds = time.perf_counter() - began
         summary = {"epoch": epoch, "lr": lr, "seconds": round(seconds, 3), "samples_per_s": round(steps * batch_size / seconds, 2),
                    **{f"mean_{n}": float(v) / steps for n, v in zip(names, sums)}}
@@ -184,8 +212,7 @@ def train(
                     best = summary["val"]["score"]
                     summary["best"] = True
                     task.export(model, run_dir / "best")
-            with open(run_dir / METRICS, "a") as log:
-                log.write(json.dumps(summary) + "\n")
+            _log(run_dir / METRICS, summary)
             task.export(model, run_dir / "model")
             save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch,
                          "best": best}, run_dir / CHECKPOINT)

@@ -60,7 +60,7 @@ def expected_numbers(run: Path, recipe: Path | None) -> dict:
 
 def evaluate_run(run: str | Path, options: EvalOptions, advance=None, on_total=None) -> dict:
     from afcli.engine.distributed import pick_device
-    from afcli.engine.run import read_settings
+    from afcli.engine.run import read_settings, training_store
     from afcli.finetune.cast import CASTSettings, QueryData, encode_prompts, predict
     from afcli.metrics.affordance import evaluate
     from afcli.models.cast import CAST
@@ -69,7 +69,7 @@ def evaluate_run(run: str | Path, options: EvalOptions, advance=None, on_total=N
     if options.benchmark not in BENCHMARKS:
         raise InputError(f"unknown benchmark {options.benchmark!r} (choose from {', '.join(BENCHMARKS)})")
     settings = read_settings(CASTSettings, run)
-    store = Path(options.store or settings.data.store)
+    store = training_store(run, options.store, must_match=False)
     device = pick_device(options.device)
     model = CAST.from_pretrained(resolve_model(run)).to(device)
     if options.use not in ("auto", "both", "text", "image"):
@@ -132,11 +132,11 @@ def save_predictions(path: Path, pred, gt, objects, affordances, ids) -> Path:
     path = Path(path)
     if path.suffix != ".npz":
         raise InputError("predictions are written as .npz", path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, pred=pred.astype(np.float32), gt=gt.astype(np.float32), object=np.asarray(objects).astype(str),
-                        affordance=np.asarray(affordances).astype(str), query=np.asarray(ids).astype(str))
-    tmp.replace(path)
+    from afcli.files import written
+
+    with written(path, suffix=".npz") as tmp:
+        np.savez_compressed(tmp, pred=pred.astype(np.float32), gt=gt.astype(np.float32), object=np.asarray(objects).astype(str),
+                            affordance=np.asarray(affordances).astype(str), query=np.asarray(ids).astype(str))
     return path
 
 

@@ -35,6 +35,14 @@ class ProbeSettings:
     batch_size: int = 16
     seed: int = 0
 
+    def check(self) -> "ProbeSettings":
+        from afcli.config import check_numbers
+
+        check_numbers(self)
+        if not 0 < self.test_fraction < 1:
+            raise InputError(f"--test-fraction must be between 0 and 1, got {self.test_fraction}")
+        return self
+
 
 def resolve_backbone(path: str | Path) -> Path:
     """A run directory (its ``model/``) or a saved model folder."""
@@ -50,7 +58,7 @@ def load_parts(store: str | Path, test_fraction: float):
     """Points, global part labels (-1 = unlabelled), class names, each sample's allowed classes and
     whether it is held out."""
     from afcli.store import open_store
-    from afcli.store.schema import DONE, decode
+    from afcli.store.schema import DONE, decode, require_finite
 
     with open_store(store) as f:
         if "labels/part" not in f or "text/parts" not in f:
@@ -59,6 +67,8 @@ def load_parts(store: str | Path, test_fraction: float):
         ids = decode(f["samples/id"][:])
         categories = decode(f["samples/category"][:])
         points = f["points/xyz"][rows]
+        for i, row in enumerate(rows):
+            require_finite(points[i], "points/xyz", ids[row], store)
         local = f["labels/part"][rows].astype(np.int64)
         parts = [json.loads(text) if text else [] for text in decode(f["text/parts"][rows])]
     classes: dict[str, int] = {}

@@ -25,7 +25,9 @@ import torch
 from afcli.engine.distributed import Launch, external_rank, launch, launched_externally, pick_device
 from afcli.engine.run import settings_for_run, train_rank, write_run
 from afcli.engine.trainer import OptimSettings
+from afcli.config import check_numbers
 from afcli.errors import InputError
+from afcli.files import write_text
 from afcli.losses.seg import cast_loss
 from afcli.models.cast import CAST, CASTConfig
 
@@ -82,6 +84,7 @@ class CASTSettings:
     amp: bool = True
 
     def check(self) -> "CASTSettings":
+        check_numbers(self)
         if self.data.store is None:
             raise InputError("no store given (--store S.h5)")
         if self.data.augment not in AUGMENTATIONS:
@@ -423,14 +426,13 @@ def prepare_run(settings: CASTSettings | None, run_dir: Path, resume: dict | Non
 
             from afcli.eval.affordance import EXPECTED_FILE
 
-            (run_dir / EXPECTED_FILE).write_text(yaml.safe_dump(expected, sort_keys=False))
+            write_text(run_dir / EXPECTED_FILE, yaml.safe_dump(expected, sort_keys=False))
     return settings
 
 
 def save_prompts(prompts: dict, run_dir: Path) -> None:
     from afcli.engine.checkpoint import save_atomic
 
-    run_dir.mkdir(parents=True, exist_ok=True)
     state = {kind: None if prompts[kind] is None else prompts[kind].state() for kind in ("text", "image")}
     save_atomic({**state, "provenance": prompts["provenance"]}, run_dir / PROMPTS_FILE)
 
@@ -442,7 +444,7 @@ def load_prompts(run_dir: Path) -> dict:
 
     if not (run_dir / PROMPTS_FILE).is_file():
         raise InputError(f"no {PROMPTS_FILE} (not a CAST run directory)", run_dir)
-    state = load_checkpoint(run_dir / PROMPTS_FILE)
+    state = load_checkpoint(run_dir / PROMPTS_FILE, ("text", "image", "provenance"))
     return {**{kind: None if state[kind] is None else EncodedPrompts.from_state(state[kind]) for kind in ("text", "image")},
             "provenance": state["provenance"]}
 
@@ -473,14 +475,16 @@ def finetune(settings: CASTSettings, run_dir: str | Path, *, plan: Launch | None
     from afcli.console import progress
 
     run_dir = Path(run_dir)
+    plan = (plan or Launch()).check(settings.device)  # before the run directory is written
     with progress("encode prompts") as (advance, set_total):
         settings = prepare_run(settings, run_dir, None, (advance, set_total), expected)
-    return launch(plan or Launch(), train_rank, "finetune cast", CASTTask, (settings, run_dir), settings, run_dir, False, show_progress)
+    return launch(plan, train_rank, "finetune cast", CASTTask, (settings, run_dir), settings, run_dir, False, show_progress)
 
 
-def resume_run(run_dir: str | Path, *, epochs: int | None = None, device: str | None = None, plan: Launch | None = None,
-               show_progress: bool = True) -> dict:
+def resume_run(run_dir: str | Path, *, epochs: int | None = None, device: str | None = None, store: str | Path | None = None,
+               plan: Launch | None = None, show_progress: bool = True) -> dict:
+    """Continue the run in ``run_dir`` (see afcli.pretrain.cmat.resume_run)."""
     run_dir = Path(run_dir)
-    settings = prepare_run(None, run_dir, {"epochs": epochs, "device": device})
-    return launch(plan or Launch(), train_rank, "finetune cast", CASTTask, (settings, run_dir), settings, run_dir, True, show_progress)
+    settings = prepare_run(None, run_dir, {"epochs": epochs, "device": device, "store": store})
+    return launch((plan or Launch()).check(settings.device), train_rank, "finetune cast", CASTTask, (settings, run_dir), settings, run_dir, True, show_progress)
 

@@ -20,12 +20,12 @@ import numpy as np
 import torch
 
 from afcli import __version__
-from afcli.engine.distributed import pick_device
+from afcli.engine.distributed import check_processes, pick_device
 from afcli.errors import AfcliError, InputError, RunError
 from afcli.lift.core import LiftOptions, lift_features, render_visibility
 from afcli.render import Shape, make_rig, render
-from afcli.store.schema import DONE, RAGGED, decode, open_store, read_sample, status_path
-from afcli.store.writer import StoreWriter, shard_path
+from afcli.store.schema import DONE, RAGGED, decode, open_store, read_sample, require_finite, status_path
+from afcli.store.writer import StoreWriter, abandoned_writes, shard_path
 
 STORE_NAME = "store.h5"
 
@@ -116,8 +116,9 @@ def load_shape(f: h5py.File, path: Path, row: int, device: torch.device) -> tupl
     and each point's own id in the render's index map."""
     from afcli.data.readers import read_geometry
 
-    points = torch.from_numpy(np.asarray(read_sample(f, row, "points/xyz"), np.float32)).to(device)
-    normals = torch.from_numpy(np.asarray(read_sample(f, row, "points/normal"), np.float32)).to(device)
+    sample = decode([f["samples/id"][row]])[0]
+    points, normals = (torch.from_numpy(require_finite(np.asarray(read_sample(f, row, name), np.float32), name, sample, path)).to(device)
+                       for name in ("points/xyz", "points/normal"))
     face = np.asarray(read_sample(f, row, "points/face")) if "points/face" in f else None
     if face is None or (face < 0).all():
         cloud = Shape(points, normals=normals)
@@ -222,7 +223,7 @@ def _prepare(writer: StoreWriter, job: _Job, overwrite: bool = False) -> None:
     except InputError as error:
         raise InputError(f"{error} (--overwrite redoes every sample with the new settings)") from None
     writer.ensure_array(f"{job.name}_seen", (), "u1", attrs={"meaning": FEATURES_MEANING})
-    writer.ensure_stage(job.stage)
+    writer.ensure_stage(job.stage, (job.name, f"{job.name}_seen"))
 
 
 def _lift_rows(source: h5py.File, source_path: Path, writer: StoreWriter, pairs, teacher, job: _Job, device, clock, advance) -> int:
@@ -262,7 +263,7 @@ def lift_store(
     """
     store = Path(store)
     settings.check()
-    check_gpus(settings, gpus)
+    check_processes(gpus, settings.device)
     parent_device = pick_device(settings.device) if gpus == 1 else torch.device("cpu")
     if teacher is None:
         teacher = load_settings_teacher(settings, parent_device)
@@ -311,16 +312,6 @@ def lift_store(
 # -- several processes ----------------------------------------------------------------------------
 
 
-def check_gpus(settings: LiftSettings, gpus: int) -> None:
-    if gpus < 1:
-        raise InputError(f"--gpus must be at least 1, got {gpus}")
-    if gpus == 1 or settings.device == "cpu":
-        return
-    available = torch.cuda.device_count()
-    if available < gpus:
-        raise InputError(f"--gpus {gpus} needs {gpus} CUDA devices, this machine has {available} (add --device cpu to run {gpus} CPU processes)")
-
-
 def _rank_device(settings: LiftSettings, rank: int) -> torch.device:
     return torch.device("cpu") if settings.device == "cpu" else torch.device(f"cuda:{rank}")
 
@@ -331,7 +322,6 @@ def _lift_shards(store: Path, teacher_id: str) -> list[Path]:
 
 def _remove(shard: Path) -> None:
     shard.unlink(missing_ok=True)
-    shard.with_name(shard.name + ".lock").unlink(missing_ok=True)
 
 
 def _absorb_shards(writer: StoreWriter, job: _Job) -> int:
@@ -419,6 +409,10 @@ def _rank_main(rank: int, world: int, store: Path, job: _Job, rows: list[int], m
         messages.put(("finished", rank, unseen, clock))
     except AfcliError as error:
         messages.put(("error", rank, str(error), error.exit_code))
+        if abandoned_writes():  # see StoreWriter.__exit__: deliver the message, then skip HDF5's shutdown
+            messages.close()
+            messages.join_thread()
+            os._exit(error.exit_code)
     except Exception as error:  # report anything else as one line; the parent stops every rank
         messages.put(("error", rank, f"{type(error).__name__}: {error}", 1))
 
@@ -449,7 +443,7 @@ def render_store(
             for name, tail, dtype in (("rgb", (V, S, S, 3), "u1"), ("depth", (V, S, S), "f4"), ("index", (V, S, S), "i4"),
                                       ("K", (V, 3, 3), "f4"), ("c2w", (V, 4, 4), "f4")):
                 writer.ensure_array(f"{group}/{name}", tail, dtype, per_point=False, attrs=attrs)
-            writer.ensure_stage(stage)
+            writer.ensure_stage(stage, [f"{group}/{name}" for name in ("rgb", "depth", "index", "K", "c2w")])
         writer.begin()
         rows = np.flatnonzero(writer.status("import") == DONE).tolist()
         imported = set(rows)

@@ -19,7 +19,7 @@ their output tokens (B, T, D) with a padding mask.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -179,8 +179,5 @@ class CAST(nn.Module):
     @classmethod
     def from_pretrained(cls, folder: str | Path, map_location="cpu") -> "CAST":
         folder = Path(folder)
-        values = io.read_config(folder, CONFIG_NAME, "CAST")
-        io.check_keys(values, {f.name for f in fields(CASTConfig)}, folder, CONFIG_NAME)
-        io.check_keys(values.get("backbone", {}), {f.name for f in fields(PointMAEConfig)}, folder, CONFIG_NAME)
-        values["backbone"] = PointMAEConfig(**values.get("backbone", {}))
-        return io.load_weights(cls(CASTConfig(**values)), folder, map_location)
+        config = io.read_config(folder, CONFIG_NAME, "CAST", CASTConfig)
+        return io.load_weights(cls(config), folder, map_location)

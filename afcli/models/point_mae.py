@@ -25,7 +25,7 @@ and a resumed run replays exactly (see ``afcli.engine``).
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -305,6 +305,5 @@ class PointMAE(nn.Module):
     def from_pretrained(cls, folder: str | Path, map_location="cpu") -> "PointMAE":
         """Strict: a missing or unexpected weight, or an unknown config key, is an error."""
         folder = Path(folder)
-        values = io.read_config(folder, CONFIG_NAME, "Point-MAE")
-        io.check_keys(values, {f.name for f in fields(PointMAEConfig)}, folder, CONFIG_NAME)
-        return io.load_weights(cls(PointMAEConfig(**values)), folder, map_location)
+        config = io.read_config(folder, CONFIG_NAME, "Point-MAE", PointMAEConfig)
+        return io.load_weights(cls(config), folder, map_location)

@@ -16,6 +16,7 @@ from afcli.engine.distributed import Launch, external_rank, launch, launched_ext
 from afcli.engine.run import settings_for_run, train_rank, write_run
 from afcli.engine.trainer import OptimSettings
 from afcli.console import note
+from afcli.config import check_numbers
 from afcli.errors import InputError
 from afcli.losses.cmat import CMATLossConfig, cmat_loss
 from afcli.models.point_mae import PointMAE, PointMAEConfig
@@ -54,6 +55,7 @@ class CMATSettings:
     amp: bool = True
 
     def check(self) -> "CMATSettings":
+        check_numbers(self)
         self.model.check()
         self.loss.check()
         if self.data.store is None:
@@ -158,7 +160,8 @@ def prepare_run(settings: CMATSettings | None, run_dir: Path, resume: dict | Non
     settings = settings_for_run(CMATSettings, settings, run_dir, resume)
     if settings.data.teacher is not None and resume is None:
         spec, settings.data.teacher = settings.data.teacher, lifted_teacher(settings.data.store, settings.data.teacher)
-        note(f"teacher {spec}: distilling features/{settings.data.teacher}")
+        if spec != settings.data.teacher:
+            note(f"teacher {spec}: distilling features/{settings.data.teacher}")
     len(PretrainPoints(settings))  # the store, its teacher features and stages exist
     if resume is None and not (launched_externally() and external_rank() != 0):
         write_run(settings, run_dir, "pretrain", "cmat")  # rank 0 writes the run directory
@@ -168,12 +171,15 @@ def prepare_run(settings: CMATSettings | None, run_dir: Path, resume: dict | Non
 def pretrain(settings: CMATSettings, run_dir: str | Path, *, plan: Launch | None = None, show_progress: bool = True) -> dict:
     """Pre-train a CMAT backbone into a new ``run_dir``; ``plan`` launches several processes."""
     run_dir = Path(run_dir)
+    plan = (plan or Launch()).check(settings.device)  # before the run directory is written
     settings = prepare_run(settings, run_dir, None)
-    return launch(plan or Launch(), train_rank, "pretrain cmat", CMATTask, (settings,), settings, run_dir, False, show_progress)
+    return launch(plan, train_rank, "pretrain cmat", CMATTask, (settings,), settings, run_dir, False, show_progress)
 
 
-def resume_run(run_dir: str | Path, *, epochs: int | None = None, device: str | None = None, plan: Launch | None = None, show_progress: bool = True) -> dict:
-    """Continue the run in ``run_dir`` from its last epoch (optionally to more ``epochs``)."""
+def resume_run(run_dir: str | Path, *, epochs: int | None = None, device: str | None = None, store: str | Path | None = None,
+               plan: Launch | None = None, show_progress: bool = True) -> dict:
+    """Continue the run in ``run_dir`` from its last epoch (optionally to more ``epochs``); ``store``:
+    where its store is now, if it moved (it must be the same store)."""
     run_dir = Path(run_dir)
-    settings = prepare_run(None, run_dir, {"epochs": epochs, "device": device})
-    return launch(plan or Launch(), train_rank, "pretrain cmat", CMATTask, (settings,), settings, run_dir, True, show_progress)
+    settings = prepare_run(None, run_dir, {"epochs": epochs, "device": device, "store": store})
+    return launch((plan or Launch()).check(settings.device), train_rank, "pretrain cmat", CMATTask, (settings,), settings, run_dir, True, show_progress)

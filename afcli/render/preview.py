@@ -54,11 +54,14 @@ def contact_sheet(rows: list, path: str | Path) -> Path:
 
 
 def _save(sheet, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        sheet.save(path)
-    except (OSError, ValueError) as error:
-        raise InputError(f"cannot write image ({error})", path) from None
+    from afcli.files import written
+
+    path = Path(path)
+    with written(path, suffix=path.suffix) as tmp:
+        try:
+            sheet.save(tmp)
+        except ValueError as error:  # an extension Pillow cannot write
+            raise InputError(f"cannot write image ({error})", path) from None
     return path
 
 

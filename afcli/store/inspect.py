@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from pathlib import Path
+from typing import Callable
+
 import h5py
 import numpy as np
 
@@ -11,20 +14,31 @@ from afcli.store.queries import PREFIX as QUERIES, check_queries, is_query_array
 from afcli.store.schema import (
     DONE,
     FIXED,
+    PENDING,
+    STAGE_ARRAYS,
     STATUS_NAMES,
     array_names,
     decode,
     open_store,
     row_blocks,
+    status_path,
 )
 
 IMPORT_STAGE = "import"
 
 
-
 def lifted_teachers(f) -> list[str]:
     """Ids of the teachers whose features the store holds (``/features/<id>``)."""
     return sorted(name.split("/")[1] for name in array_names(f) if name.startswith("features/") and not name.endswith("_seen"))
+
+
+def store_identity(path: str | Path) -> dict:
+    """What makes a store the one a run was trained on: its absolute path, sample count and a hash
+    of its sample ids (a copy elsewhere keeps the last two)."""
+    with open_store(path) as f:
+        ids = [bytes(sample_id) for sample_id in f["samples/id"][:]]
+    return {"path": str(Path(path).resolve()), "samples": len(ids), "ids_sha256": hashlib.sha256(b"\n".join(ids)).hexdigest()[:16]}
+
 
 def _stages(f: h5py.File) -> list[str]:
     return [name[len("status/") :] for name in array_names(f) if name.startswith("status/")]
@@ -81,35 +95,97 @@ def store_info(path: str | Path) -> dict:
         }
 
 
+class _Problems(list):
+    """``store verify``'s findings; :meth:`read` turns an unreadable part of the file into one."""
+
+    def read(self, what: str, read: Callable[[], object], default=None):
+        try:
+            return read()
+        except Exception as error:  # corrupt bytes surface as any h5py error: OSError, KeyError, ValueError …
+            self.append(f"{what} unreadable ({_first_line(error)})")
+            return default
+
+
+def _first_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text[:160] or type(error).__name__
+
+
+def stage_arrays(f: h5py.File, stage: str) -> list[str]:
+    """Arrays every sample done in ``stage`` has: as the stage recorded them, or, for stores written
+    before stages recorded them, by afcli's naming of its stages."""
+    recorded = f[status_path(stage)].attrs.get(STAGE_ARRAYS)
+    if recorded is not None:
+        return decode(recorded)
+    if stage == IMPORT_STAGE:
+        named = ["points/xyz", "points/normal"]
+    elif stage.startswith("lift-"):
+        named = [f"features/{stage[len('lift-'):]}", f"features/{stage[len('lift-'):]}_seen"]
+    else:
+        group = f"views/{stage[len('render-'):]}/" if stage.startswith("render-") else None
+        named = [name for name in array_names(f) if group and name.startswith(group)]
+    return [name for name in named if name in f]
+
+
+def _unwritten_rows(dataset: h5py.Dataset, rows: np.ndarray, offsets: np.ndarray | None) -> list[int]:
+    """Rows among ``rows`` with a chunk HDF5 never wrote: such rows read as the fill value, so a
+    sample marked done while its write was lost (a full disk under afcli 0.1) shows up here."""
+    if dataset.is_virtual or dataset.chunks is None:
+        return []
+    chunk = dataset.chunks[0]
+    tail = (0,) * (dataset.ndim - 1)
+    written: dict[int, bool] = {}
+
+    def is_written(first: int) -> bool:
+        if first not in written:
+            written[first] = dataset.id.get_chunk_info_by_coord((first, *tail)).byte_offset is not None
+        return written[first]
+
+    missing = []
+    for row in rows.tolist():
+        if offsets is None:
+            span = range(row - row % chunk, row + 1, chunk)
+        else:
+            start, stop = int(offsets[row]), int(offsets[row + 1])
+            span = range(start - start % chunk, stop, chunk)
+        if not all(is_written(first) for first in span):
+            missing.append(row)
+    return missing
+
+
 def verify_store(path: str | Path) -> dict:
-    """Check a store; returns ``{"ok", "problems", "notes", …}``. Problems are one line each."""
+    """Check a store; returns ``{"ok", "problems", "notes", …}``. Problems are one line each, and a
+    part of the file that cannot be read is one of them: verify reports it and goes on."""
     path = Path(path)
-    problems: list[str] = []
+    problems = _Problems()
     notes: list[str] = []
     with open_store(path) as f:
         if f.swmr_mode:
             notes.append("a writer has it open or was killed: unfinished samples stay pending until it is re-run")
-        ids = decode(f["samples/id"][:])
-        num_samples = len(ids)
+        ids = problems.read("/samples/id", lambda: decode(f["samples/id"][:]), [])
+        num_samples = problems.read("/samples/id", lambda: int(f["samples/id"].shape[0]), len(ids))
         duplicated = [sample_id for sample_id, count in Counter(ids).items() if count > 1]
         if duplicated:
             problems.append(f"duplicate sample ids: {', '.join(duplicated[:5])}")
         if any(not sample_id for sample_id in ids):
             problems.append("empty sample id")
+        ids = ids if len(ids) == num_samples else [f"row {row}" for row in range(num_samples)]
 
         ragged = f.attrs["layout"] != FIXED
-        total_points = None
+        offsets = None
         if ragged:
-            offsets = f["points/offsets"][:]
-            if len(offsets) != num_samples + 1 or offsets[0] != 0 or np.any(np.diff(offsets) < 0):
+            offsets = problems.read("/points/offsets", lambda: f["points/offsets"][:])
+            if offsets is not None and (len(offsets) != num_samples + 1 or offsets[0] != 0 or np.any(np.diff(offsets) < 0)):
                 problems.append("points/offsets is not a non-decreasing (S+1,) array starting at 0")
-            else:
-                total_points = int(offsets[-1])
+                offsets = None
+        total_points = int(offsets[-1]) if offsets is not None else None
 
-        stages = _stages(f)
-        done = {}
-        for stage in stages:
-            status = f[f"status/{stage}"][:]
+        names = problems.read("the file's group structure", lambda: array_names(f), [])
+        done, unwritten = {}, {}
+        for stage in [name[len("status/") :] for name in names if name.startswith("status/")]:
+            status = problems.read(f"/status/{stage}", lambda: f[status_path(stage)][:])
+            if status is None:
+                continue
             if len(status) != num_samples:
                 problems.append(f"status/{stage} has {len(status)} rows for {num_samples} samples")
                 continue
@@ -117,42 +193,69 @@ def verify_store(path: str | Path) -> dict:
             if unknown:
                 problems.append(f"status/{stage} holds unknown codes {unknown}")
             done[stage] = status == DONE
-            if stage != IMPORT_STAGE and IMPORT_STAGE in done and len(done[IMPORT_STAGE]) == num_samples:
+            if stage != IMPORT_STAGE and IMPORT_STAGE in done:
                 orphans = np.flatnonzero(done[stage] & ~done[IMPORT_STAGE])
                 if len(orphans):
                     problems.append(f"{len(orphans)} samples done in {stage} but not imported, e.g. {ids[orphans[0]]}")
+            for name in problems.read(f"/status/{stage} attributes", lambda: stage_arrays(f, stage), []):
+                if name not in names:
+                    problems.append(f"{stage} records /{name}, which the store lacks")
+                    continue
+                per_point = ragged and bool(f[name].attrs.get("per_point", False))
+                if per_point and offsets is None:
+                    continue
+                lost = problems.read(f"/{name} chunk index", lambda: _unwritten_rows(f[name], np.flatnonzero(done[stage]), offsets if per_point else None), [])
+                if lost:
+                    unwritten.setdefault(stage, set()).update(lost)
+                    problems.append(f"/{name}: {len(lost)} samples marked done in {stage} were never written, "
+                                    f"first {ids[lost[0]]} (store verify --fix marks them pending for a re-run)")
 
-        for name in array_names(f):
+        for name in names:
             if name.startswith("status/") or name == "points/offsets" or is_query_array(name):
                 continue
-            dataset = f[name]
+            dataset = problems.read(f"/{name}", lambda: f[name])
+            if dataset is None:
+                continue
             per_point = bool(dataset.attrs.get("per_point", False))
             expected = total_points if ragged and per_point else num_samples
             if expected is not None and dataset.shape[0] != expected:
                 problems.append(f"/{name} has {dataset.shape[0]} rows, expected {expected}")
             if not ragged and per_point and dataset.shape[1] != int(f.attrs["num_points"]):
                 problems.append(f"/{name} has {dataset.shape[1]} points per sample, store says {f.attrs['num_points']}")
-            problems.extend(_scan(dataset, name, ids, ragged and per_point, f))
-        problems.extend(check_queries(f))
-    return {"path": str(path), "ok": not problems, "problems": problems, "notes": notes, "samples": num_samples}
+            problems.extend(_scan(dataset, name, ids, offsets if ragged and per_point else None))
+        problems.extend(problems.read("the query table", lambda: check_queries(f), []))
+    return {"path": str(path), "ok": not problems, "problems": list(problems), "notes": notes, "samples": num_samples,
+            "unwritten": {stage: sorted(rows) for stage, rows in unwritten.items()}}
 
 
-def _scan(dataset: h5py.Dataset, name: str, ids: list[str], ragged_points: bool, f: h5py.File) -> list[str]:
+def reopen_unwritten(path: str | Path, unwritten: dict[str, list[int]]) -> int:
+    """Mark pending again the samples ``verify_store`` found done but never written, so that running
+    their stage again redoes them; returns how many."""
+    from afcli.store.writer import StoreWriter
+
+    with StoreWriter(path) as writer:
+        writer.begin()
+        for stage, rows in unwritten.items():
+            for row in rows:
+                writer.mark(stage, row, PENDING)
+    return sum(len(rows) for rows in unwritten.values())
+
+
+def _scan(dataset: h5py.Dataset, name: str, ids: list[str], offsets: np.ndarray | None) -> list[str]:
     """Read every chunk (unreadable ones are reported) and find non-finite values in float arrays."""
     found: list[str] = []
     bad_rows: list[int] = []
     for block in row_blocks(dataset):
         try:
             values = dataset[block]
-        except (OSError, RuntimeError) as error:
-            found.append(f"/{name} rows {block.start}:{block.stop} unreadable ({error})")
+        except Exception as error:  # see _Problems.read
+            found.append(f"/{name} rows {block.start}:{block.stop} unreadable ({_first_line(error)})")
             continue
         if values.dtype.kind == "f":
             bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
             bad_rows.extend((block.start + np.flatnonzero(bad)).tolist())
     if bad_rows:
-        if ragged_points:
-            offsets = f["points/offsets"][:]
+        if offsets is not None:
             bad_rows = sorted(set((np.searchsorted(offsets, bad_rows, side="right") - 1).tolist()))
         found.append(f"/{name} holds NaN or Inf in {len(bad_rows)} samples, first {ids[bad_rows[0]]}")
     return found

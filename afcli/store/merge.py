@@ -19,6 +19,7 @@ import numpy as np
 
 from afcli import __version__
 from afcli.errors import InputError
+from afcli.files import written
 from afcli.store.queries import PREFIX as QUERIES, shifted_sample_rows
 from afcli.store.schema import array_names, decode, open_store, row_blocks
 
@@ -56,9 +57,7 @@ def merge_stores(shards: Sequence[str | Path], out: str | Path, copy: bool = Fal
         if len(set(ids)) != len(ids):
             raise InputError("the shards share sample ids; they are not shards of one job", shards[0])
 
-        tmp = out.with_name(out.name + ".tmp")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with h5py.File(tmp, "w", libver="latest") as merged:
+        with written(out) as tmp, h5py.File(tmp, "w", libver="latest") as merged:
             merged.attrs.update({key: first.attrs[key] for key in first.attrs})
             merged.attrs["afcli_version"] = __version__
             merged.attrs["virtual"] = not copy
@@ -72,7 +71,6 @@ def merge_stores(shards: Sequence[str | Path], out: str | Path, copy: bool = Fal
                     _copy(merged, name, files)
                 else:
                     _virtual(merged, name, files, shards, out)
-        tmp.replace(out)
     return {"out": str(out), "shards": len(shards), "samples": len(ids), "virtual": not copy}
 
 

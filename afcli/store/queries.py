@@ -64,7 +64,7 @@ def ensure_queries(f: h5py.File) -> None:
     """Create the (empty) table; call before SWMR writing starts."""
     for column, dtype in COLUMNS.items():
         if PREFIX + column not in f:
-            f.create_dataset(PREFIX + column, (0,), dtype, maxshape=(None,), chunks=(1024,))
+            f.create_dataset(PREFIX + column, (0,), dtype, maxshape=(None,), chunks=(1024,), compression="lzf")
 
 
 def _encoded(query: Query) -> dict[str, object]:

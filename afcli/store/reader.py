@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from afcli.errors import InputError
-from afcli.store.schema import DONE, RAGGED, array_names, decode, open_store, status_path
+from afcli.store.schema import DONE, RAGGED, array_names, decode, open_store, require_finite, status_path
 
 
 class StoreDataset(torch.utils.data.Dataset):
@@ -104,6 +104,8 @@ class StoreDataset(torch.utils.data.Dataset):
                 value = dataset[int(self.offsets[row]) : int(self.offsets[row + 1])]
             else:
                 value = dataset[row]
+            if name.startswith("points/"):  # coordinates feed FPS and kNN, where Inf and NaN go unnoticed
+                require_finite(value, name, self.ids[row], self.path)
             item[name] = torch.from_numpy(np.ascontiguousarray(value))
         return item
 

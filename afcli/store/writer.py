@@ -18,8 +18,10 @@ sample order through :meth:`StoreWriter.append_points`.
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections import Counter
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -28,6 +30,7 @@ import numpy as np
 
 from afcli import __version__
 from afcli.errors import InputError
+from afcli.files import disk_full, temporary, write_failure
 from afcli.store.queries import Query, add_queries, ensure_queries, is_query_array
 from afcli.store.schema import (
     CATEGORY_DTYPE,
@@ -38,6 +41,7 @@ from afcli.store.schema import (
     RAGGED,
     SCHEMA_VERSION,
     SOURCE_DTYPE,
+    STAGE_ARRAYS,
     array_names,
     decode,
     open_store,
@@ -58,12 +62,29 @@ def shard_path(path: str | Path, rank: int, world_size: int) -> Path:
 
 
 def create_store(path: str | Path, layout: str = FIXED, num_points: int = 2048) -> None:
-    """Write an empty store atomically (temp file + rename): a crash never leaves half a header."""
+    """Write an empty store atomically (temp file + hard link): a crash never leaves half a header,
+    and of two processes creating one store, through any names, the second keeps the first's file."""
     path = Path(path)
     if layout not in (FIXED, RAGGED):
         raise InputError(f"unknown layout {layout!r} (fixed or ragged)", path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = temporary(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_empty_store(tmp, layout, num_points)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links
+            if not path.exists():
+                tmp.replace(path)
+    except OSError as error:
+        raise InputError(f"cannot create ({error.strerror or error})", path) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_empty_store(tmp: Path, layout: str, num_points: int) -> None:
     with h5py.File(tmp, "w", libver="latest") as f:
         f.attrs.update(format=FORMAT, schema=SCHEMA_VERSION, afcli_version=__version__, layout=layout)
         f.attrs["num_points"] = num_points if layout == FIXED else 0
@@ -73,7 +94,17 @@ def create_store(path: str | Path, layout: str = FIXED, num_points: int = 2048) 
         transform.attrs["meaning"] = "stored = (original - transform[:3]) / transform[3]"
         if layout == RAGGED:
             f.create_dataset("points/offsets", (1,), "i8", maxshape=(None,), chunks=(1024,), data=[0])
-    tmp.replace(path)
+
+
+_ABANDONED: list[tuple[ExitStack, h5py.File]] = []
+
+
+def abandoned_writes() -> bool:
+    """Whether a store write failed in this process; it must then end with ``os._exit``."""
+    return bool(_ABANDONED)
+
+
+SPACE_HEADROOM = 4 << 20  # metadata a flush and a clean close may still write
 
 
 def _plain(value) -> object:
@@ -89,27 +120,44 @@ class StoreWriter:
         self._create = create
         self._layout_request = (layout, num_points)
         self._stack = ExitStack()
+        self._failed = False
         self.f: h5py.File | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     def __enter__(self) -> "StoreWriter":
         if self.path.exists() and self.path.is_dir():
             raise InputError("is a directory, expected a store file", self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._stack.enter_context(writer_lock(self.path))
         if not self.path.exists():
             if not self._create:
                 raise InputError("no such store", self.path)
             create_store(self.path, *self._layout_request)
-        self.f = self._stack.enter_context(open_store(self.path, "r+"))
-        if self.f.attrs.get("virtual", False):
-            raise InputError("a merged virtual store is read-only; merge with --copy to write into it", self.path)
-        if self._create and self.f.attrs["layout"] != self._layout_request[0]:
-            raise InputError(f"store layout is {self.f.attrs['layout']}, not {self._layout_request[0]}", self.path)
+        try:
+            self._stack.enter_context(writer_lock(self.path))
+            self.f = self._stack.enter_context(open_store(self.path, "r+"))
+            if self.f.attrs.get("virtual", False):
+                raise InputError("a merged virtual store is read-only; merge with --copy to write into it", self.path)
+            if self._create and self.f.attrs["layout"] != self._layout_request[0]:
+                raise InputError(f"store layout is {self.f.attrs['layout']}, not {self._layout_request[0]}", self.path)
+        except BaseException:
+            self._stack.close()
+            raise
         return self
 
-    def __exit__(self, *exc) -> None:
-        self._stack.close()
+    def __exit__(self, kind, error, trace) -> None:
+        if not self._failed:
+            try:
+                with self._writing():
+                    self._stack.close()
+            except InputError:
+                if kind is None:  # a failure while already failing would hide the first, truer error
+                    raise
+        if self._failed:
+            # HDF5 cannot close a file whose writes failed: it retries them, fails, and crashes the
+            # interpreter when the handle is freed. On disk the file is as its last successful flush
+            # left it (SWMR ordering: the state a killed writer leaves, which resumes exactly), so
+            # the handle is kept, the lock with it, and the CLI ends the process without HDF5's
+            # shutdown (``abandoned_writes``).
+            _ABANDONED.append((self._stack, self.f))
         self.f = None
 
     def begin(self) -> None:
@@ -195,10 +243,15 @@ class StoreWriter:
                 raise InputError(f"/{name} was written with {key}={_plain(stored)}, this run uses {_plain(value)}", self.path)
         return dataset
 
-    def ensure_stage(self, stage: str) -> h5py.Dataset:
+    def ensure_stage(self, stage: str, arrays: Sequence[str] = ()) -> h5py.Dataset:
+        """The stage's status column. ``arrays`` are those the stage writes for every sample it marks
+        done; they are recorded so that ``store verify`` finds a done sample whose chunks never
+        reached the disk."""
         name = status_path(stage)
         if name not in self.f:
             self.f.create_dataset(name, (self.num_samples,), "u1", maxshape=(None,), chunks=(4096,))
+        if arrays:
+            self.f[name].attrs[STAGE_ARRAYS] = sorted(arrays)
         return self.f[name]
 
     def ensure_queries(self) -> None:
@@ -284,14 +337,22 @@ class StoreWriter:
         return slice(start, stop)
 
     def write(self, row: int, arrays: Mapping[str, np.ndarray]) -> None:
-        """Write one sample's arrays (names relative to the store root)."""
-        for name, value in arrays.items():
-            dataset = self.f[name]
-            if self.layout == RAGGED and dataset.attrs.get("per_point", False):
-                offsets = self.f["points/offsets"]
-                dataset[int(offsets[row]) : int(offsets[row + 1])] = value
-            else:
-                dataset[row] = value
+        """Write one sample's arrays (names relative to the store root) through to the file.
+
+        Each dataset is flushed here, while its handle is ours: HDF5 otherwise writes a dataset's
+        cached chunks when the handle is released, where a failed write (a full disk) is only
+        printed and the sample would still be marked done.
+        """
+        self._check_space(arrays)
+        with self._writing():
+            for name, value in arrays.items():
+                dataset = self.f[name]
+                if self.layout == RAGGED and dataset.attrs.get("per_point", False):
+                    offsets = self.f["points/offsets"]
+                    dataset[int(offsets[row]) : int(offsets[row + 1])] = value
+                else:
+                    dataset[row] = value
+                dataset.flush()
 
     def add_queries(self, queries: list[Query]) -> int:
         """Append the queries not yet in the table (by id); returns how many were new."""
@@ -302,6 +363,27 @@ class StoreWriter:
 
     def mark(self, stage: str, row: int, status: int) -> None:
         """Flip a sample's status after its arrays, and flush: this is the commit point."""
-        self.f.flush()
-        self.f[status_path(stage)][row] = status
-        self.f.flush()
+        with self._writing():
+            self.f.flush()
+            dataset = self.f[status_path(stage)]
+            dataset[row] = status
+            dataset.flush()
+            self.f.flush()
+
+    def _check_space(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Stop before a sample that cannot fit, while the file can still be closed cleanly."""
+        needed = sum(np.asarray(value).nbytes for value in arrays.values())
+        free = shutil.disk_usage(self.path.parent).free
+        if free < needed + SPACE_HEADROOM:
+            detail = f"{free / 1e6:.1f} MB free; a sample needs {needed / 1e6:.1f} MB and {SPACE_HEADROOM / 1e6:.1f} MB stays spare"
+            raise InputError(disk_full(detail), self.path)
+
+    @contextmanager
+    def _writing(self):
+        """Turn HDF5's failed writes into one line naming the store (a full disk says so)."""
+        try:
+            yield
+        except (OSError, RuntimeError) as error:
+            self._failed = True
+            failure = write_failure(error, self.path) or InputError(f"cannot write ({' '.join(str(error).split())[:200]})", self.path)
+            raise failure from None

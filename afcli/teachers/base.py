@@ -11,10 +11,13 @@ where it was looked for and how to fetch it.
 from __future__ import annotations
 
 import abc
+import functools
 import hashlib
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 
@@ -99,7 +102,21 @@ def tokens_to_grid(tokens: torch.Tensor, grid: int) -> torch.Tensor:
 
 
 def offline_mode(offline: bool) -> bool:
-    return offline or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    """Look in the local cache only: when asked to, when the environment says so, or when the hub
+    cannot be reached at all (its client would print a page of retries before failing)."""
+    return offline or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") or not _hub_reachable()
+
+
+@functools.cache
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True  # only the proxy knows
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
 
 
 def sha256_of(path: Path) -> str:

