@@ -32,21 +32,23 @@ def disk_full(detail: str) -> str:
 
 
 def _errno(error: BaseException, path: Path) -> int | None:
-    """The errno of a failed write. HDF5 and torch's zip writer report it only inside their text
-    (torch not at all: a failed write next to a nearly full disk is taken as a full disk)."""
+    """The errno of a failed write. HDF5 reports it only inside its text, torch's zip writer not at
+    all: a torch write failure beside a nearly full disk is taken as a full disk."""
     found = re.search(r"errno = (\d+)", str(error))
     if found:
         return int(found.group(1))
     if isinstance(error, OSError) and error.errno:
         return error.errno
-    if "write failed" in str(error) or "failed writing" in str(error):
+    if _TORCH_WRITE_FAILED.search(str(error)):
         try:
             if shutil.disk_usage(path.parent if path.parent.exists() else ".").free < _NEARLY_FULL:
                 return errno.ENOSPC
         except OSError:
             pass
-        return errno.EIO
     return None
+
+
+_TORCH_WRITE_FAILED = re.compile(r"write failed|failed writing")
 
 
 def write_failure(error: BaseException, path: str | Path) -> InputError | None:
@@ -57,8 +59,10 @@ def write_failure(error: BaseException, path: str | Path) -> InputError | None:
         return InputError(disk_full(os.strerror(code)), path)
     if code in DENIED:
         return InputError(f"cannot write here ({os.strerror(code)})", path)
-    if code == errno.EIO or (code is not None and "errno = " in str(error)):
+    if code is not None:
         return InputError(f"cannot write ({os.strerror(code)})", path)
+    if _TORCH_WRITE_FAILED.search(str(error)):
+        return InputError(f"cannot write ({' '.join(str(error).split())[:160]})", path)
     return None
 
 

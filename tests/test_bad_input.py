@@ -238,6 +238,8 @@ CASES = [
      ["no-such-encoder-anywhere", "not found"]),
     # eval
     ("probe-zero-steps", lambda w, t: ["eval", "probe", "--checkpoint", w.cmat, "--store", w.store, "--steps", "0"], ["steps must be at least 1"]),
+    ("probe-inf-coordinates", lambda w, t: ["eval", "probe", "--checkpoint", w.cmat, "--store", store_with_inf(w, t), "--steps", "5"],
+     ["lifted.h5", "NaN or Inf"]),
     ("probe-pickle-with-code", lambda w, t: ["eval", "probe", "--checkpoint", run_with(w, t, w.cmat, "model/model.pt", pickled(Evil())), "--store", w.store],
      ["model.pt", "not an afcli model file"]),
     ("eval-copied-run-without-store", lambda w, t: ["eval", "synth", "--checkpoint", cast_copy_elsewhere(w, t), "--device", "cpu"],

@@ -105,27 +105,40 @@ def test_running_out_of_space_stops_before_the_sample_that_does_not_fit(synth_di
     assert_same_arrays(reference, store)
 
 
+def lose_chunks(store, names, rows) -> None:
+    """Rewrite ``names`` without the chunks of ``rows``: what a lost write left in afcli 0.1."""
+    with h5py.File(store, "r+") as f:
+        for name in names:
+            data, attrs = f[name][:], dict(f[name].attrs)
+            del f[name]
+            f.create_dataset(name, data.shape, data.dtype, chunks=(1, *data.shape[1:]), compression="lzf")
+            for row in range(len(data)):
+                if row not in rows:
+                    f[name][row] = data[row]
+            f[name].attrs.update(attrs)
+
+
 def test_verify_finds_samples_done_but_never_written_and_fix_reopens_them(synth_dir, tmp_path):
     """What a full disk did before afcli checked its writes: samples marked done, chunks never written."""
     reference, store = tmp_path / "reference.h5", tmp_path / "store.h5"
     import_shapes(synth_dir, reference, num_points=512)
     shutil.copy(reference, store)
-    with h5py.File(store, "r+") as f:
-        for name in ("points/xyz", "points/normal"):  # drop two samples' chunks, as a lost write leaves them
-            data = f[name][:]
-            del f[name]
-            f.create_dataset(name, data.shape, data.dtype, chunks=(1, *data.shape[1:]), compression="lzf")
-            for row in range(len(data)):
-                if row not in (3, 7):
-                    f[name][row] = data[row]
-            f[name].attrs["per_point"] = True
+    lose_chunks(store, ("points/xyz", "points/normal"), (3, 7))
     report = verify_store(store)
     assert not report["ok"] and report["unwritten"] == {"import": [3, 7]}
     assert any("2 samples marked done in import were never written" in problem for problem in report["problems"])
-    assert reopen_unwritten(store, report["unwritten"]) == 2
+    assert reopen_unwritten(store, report["unwritten"]) == {"import": 2}
     assert verify_store(store)["ok"]
     assert import_shapes(synth_dir, store, num_points=512)["imported"] == 2
     assert_same_arrays(reference, store)
+
+
+def test_fix_reopens_a_lost_import_in_the_stages_after_it(lifted_store, tmp_path):
+    store = tmp_path / "store.h5"
+    shutil.copy(lifted_store, store)
+    lose_chunks(store, ("points/xyz",), (5,))
+    assert reopen_unwritten(store, verify_store(store)["unwritten"]) == {"import": 1, "lift-dinov3-vits16": 1}
+    assert verify_store(store)["ok"]
 
 
 @pytest.mark.parametrize("link", ["symlink", "hard link", "other relative path"])
@@ -222,3 +235,15 @@ def test_a_run_killed_before_its_first_checkpoint_says_to_start_again(runs, afcl
     write_run(tiny_cmat(), run, "pretrain", "cmat")  # what a kill during epoch 0 leaves
     result = afcli_cmd("pretrain", "cmat", "--run", run, "--resume", check=2)
     assert "nothing to resume" in error_line(result) and "start it again" in error_line(result)
+
+
+def test_a_run_that_cannot_write_its_checkpoint_leaves_no_temporaries(runs):
+    """Pre-training that cannot write its model (a file-size limit here) stops with one line and
+    removes its temporaries; the same command then starts the run afresh."""
+    command = ["pretrain", "cmat", "--store", "shapes.h5", "--teacher", "dinov3-vits16", "--epochs", "1", "--batch-size", "4",
+               "--device", "cpu", "--run", "run", *TINY_MODEL]
+    result = limited(60_000, *command, cwd=runs.home)
+    assert result.returncode == 2 and "disk full" in error_line(result), result.stderr
+    assert not [path for path in (runs.home / "run").rglob("*") if ".tmp" in path.name]
+    assert subprocess.run([sys.executable, "-m", "afcli", "-q", *command], cwd=runs.home).returncode == 0
+    assert (runs.home / "run" / "last.pt").is_file()

@@ -70,7 +70,7 @@ def info(store: Path = typer.Argument(..., help="Store file."), json: JsonOption
 @handle_errors
 def verify(
     store: Path = typer.Argument(..., help="Store file."),
-    fix: bool = typer.Option(False, "--fix", help="Mark samples that are done but were never written pending, for their stage to redo."),
+    fix: bool = typer.Option(False, "--fix", help="Mark samples that are done but were never written pending (lost in import: in every stage) for the stages to redo."),
     json: JsonOption = False,
 ) -> None:
     """Check schema, ids, NaN/Inf, stage status, that every chunk reads and that every done sample
@@ -80,10 +80,10 @@ def verify(
 
     report = verify_store(store)
     if fix and report["unwritten"]:
-        stages = ", ".join(sorted(report["unwritten"]))
         reopened = reopen_unwritten(store, report["unwritten"])
         report = verify_store(store) | {"reopened": reopened}
-        report["notes"].append(f"{reopened} samples marked pending: run their stage again ({stages})")
+        counts = ", ".join(f"{count} in {stage}" for stage, count in reopened.items())
+        report["notes"].append(f"samples marked pending ({counts}): run those stages again, import first")
 
     def render(r: dict) -> None:
         for line in r["notes"]:

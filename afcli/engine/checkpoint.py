@@ -3,6 +3,7 @@ written to a temporary file in the same folder and renamed over the old one."""
 
 from __future__ import annotations
 
+import io
 import re
 import warnings
 from pathlib import Path
@@ -14,8 +15,13 @@ from afcli.files import written
 
 
 def save_atomic(state: dict, path: str | Path) -> Path:
+    """The one writer of torch files: serialised in memory, then written whole through a temporary,
+    so that a failed write is Python's OSError with its errno (torch's zip writer loses it: a full
+    disk reads "unexpected pos …") and never half a file under the real name."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     with written(path) as tmp:
-        torch.save(state, tmp)
+        tmp.write_bytes(buffer.getbuffer())
     return Path(path)
 
 

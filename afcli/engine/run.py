@@ -5,6 +5,7 @@ body of one training process."""
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from dataclasses import asdict
@@ -40,9 +41,10 @@ def read_run(run_dir: Path) -> dict:
         raise InputError(f"not a run directory (no {CONFIG_FILE})", run_dir)
     try:
         record = yaml.safe_load(path.read_text())
-        record["settings"]
-    except (yaml.YAMLError, UnicodeDecodeError, TypeError, KeyError) as error:
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise InputError(f"not an afcli run record ({type(error).__name__})", path) from None
+    if not isinstance(record, dict) or not isinstance(record.get("settings"), dict):
+        raise InputError("not an afcli run record (no settings)", path)
     return record
 
 
@@ -64,7 +66,7 @@ def training_store(run_dir: Path, given: str | Path | None = None, *, must_match
     if not path.exists():
         raise InputError("no such store" + ("" if given is not None else f" (the store {run_dir} was trained on; give --store where it is now)"), path)
     if identity is None:  # runs of afcli 0.1 recorded the path as typed, relative to where they started
-        note(f"{run_dir} records no store identity (an older afcli): using {path.resolve()}")
+        note(f"note: {run_dir} records no store identity (an older afcli): using {path.resolve()}")
         return path
     from afcli.store.inspect import store_identity
 
@@ -117,7 +119,7 @@ def _recorded_command(run_dir: Path) -> str:
         command = json.loads((run_dir / "meta.json").read_text())["command"]
     except (OSError, ValueError, KeyError, TypeError):
         return ""
-    return ": " + " ".join(["afcli", *command[1:]])
+    return ": " + shlex.join(["afcli", *map(str, command[1:])])
 
 
 def write_run(settings, run_dir: Path, stage: str, method: str) -> None:

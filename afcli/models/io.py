@@ -11,17 +11,18 @@ from typing import TypeVar
 import torch
 
 from afcli.errors import InputError
-from afcli.files import write_text, written
+from afcli.files import write_text
 
 WEIGHTS_NAME = "model.pt"
 T = TypeVar("T")
 
 
 def save(folder: str | Path, config_name: str, config: dict, state: dict) -> Path:
+    from afcli.engine.checkpoint import save_atomic
+
     folder = Path(folder)
     write_text(folder / config_name, json.dumps(config, indent=2))
-    with written(folder / WEIGHTS_NAME) as tmp:
-        torch.save(state, tmp)
+    save_atomic(state, folder / WEIGHTS_NAME)
     return folder
 
 

@@ -228,19 +228,6 @@ def verify_store(path: str | Path) -> dict:
             "unwritten": {stage: sorted(rows) for stage, rows in unwritten.items()}}
 
 
-def reopen_unwritten(path: str | Path, unwritten: dict[str, list[int]]) -> int:
-    """Mark pending again the samples ``verify_store`` found done but never written, so that running
-    their stage again redoes them; returns how many."""
-    from afcli.store.writer import StoreWriter
-
-    with StoreWriter(path) as writer:
-        writer.begin()
-        for stage, rows in unwritten.items():
-            for row in rows:
-                writer.mark(stage, row, PENDING)
-    return sum(len(rows) for rows in unwritten.values())
-
-
 def _scan(dataset: h5py.Dataset, name: str, ids: list[str], offsets: np.ndarray | None) -> list[str]:
     """Read every chunk (unreadable ones are reported) and find non-finite values in float arrays."""
     found: list[str] = []
@@ -259,3 +246,23 @@ def _scan(dataset: h5py.Dataset, name: str, ids: list[str], offsets: np.ndarray 
             bad_rows = sorted(set((np.searchsorted(offsets, bad_rows, side="right") - 1).tolist()))
         found.append(f"/{name} holds NaN or Inf in {len(bad_rows)} samples, first {ids[bad_rows[0]]}")
     return found
+
+
+def reopen_unwritten(path: str | Path, unwritten: dict[str, list[int]]) -> dict[str, int]:
+    """Mark pending again the samples ``verify_store`` found done but never written, so that running
+    their stage again redoes them; samples reopened in ``import`` are reopened in every later stage
+    too, which read what import should have written. Returns how many per stage."""
+    from afcli.store.writer import StoreWriter
+
+    reopened: dict[str, int] = {}
+    with StoreWriter(path) as writer:
+        writer.begin()
+        stages = _stages(writer.f)
+        for stage, rows in unwritten.items():
+            for target in stages if stage == IMPORT_STAGE else [stage]:
+                status = writer.status(target)
+                for row in rows:
+                    if status[row] == DONE:
+                        writer.mark(target, row, PENDING)
+                        reopened[target] = reopened.get(target, 0) + 1
+    return reopened
