@@ -16,6 +16,7 @@ from collections import namedtuple
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from afcli.data.importer import import_shapes
 from afcli.errors import InputError
@@ -209,9 +210,12 @@ def test_a_run_resumed_from_another_folder_trains_on_its_own_store(runs, monkeyp
     pretrain(tiny_cmat(), "run", show_progress=False)
     record = yaml.safe_load((runs.home / "run" / "config.yaml").read_text())
     assert record["settings"]["data"]["store"] == str(runs.store) and record["store"]["samples"] == 24
+    pretrain(tiny_cmat(epochs=2), "unbroken", show_progress=False)
     monkeypatch.chdir(runs.elsewhere)  # a shapes.h5 here too: the run must not pick it up
     result = resume_run(runs.home / "run", epochs=2, show_progress=False)
     assert result["epochs"] == 2 and result["resumed_from"] == 1
+    resumed, unbroken = (torch.load(runs.home / name / "model" / "model.pt", weights_only=True) for name in ("run", "unbroken"))
+    assert all(torch.equal(resumed[key], unbroken[key]) for key in unbroken)
     with pytest.raises(InputError, match="not the store .* was trained on"):
         resume_run(runs.home / "run", epochs=3, store=runs.other, show_progress=False)
 
