@@ -1,6 +1,6 @@
 # afcli developer entry points. Each target creates .venv when missing and is quick on re-runs.
 #   make demo   the main job on the built-in shape set
-#   make test   the test suite (OPS=1 also builds torch-scatter / torch-cluster for parity tests)
+#   make test   ruff (lint + format check), then the test suite (OPS=1 also builds the compiled ops)
 #   make test-ops  builds the compiled ops and runs only their parity tests
 #   make bench  speed benchmarks → benchmarks/RESULTS.md numbers
 #   make docs   shell completions (completions/) and man pages (man/) from the CLI itself
@@ -85,6 +85,8 @@ demo: $(PKG_STAMP)
 	@echo "  $(DEMO_DIR)/shapes/store.h5         the feature store (afcli store info)"
 
 test: $(PKG_STAMP)
+	$(BIN)/ruff check afcli tests benchmarks
+	$(BIN)/ruff format --check afcli tests benchmarks
 	$(BIN)/python -m pytest -q
 
 # The compiled ops and their parity tests against the pure-PyTorch paths (fail, not skip, if the

@@ -92,7 +92,10 @@ def apply_sets(settings: T, assignments: list[str]) -> T:
             raise InputError(f"--set {key}: unknown setting (known here: {', '.join(sorted(names))})")
         hint = typing.get_type_hints(type(target))[leaf]
         if dataclasses.is_dataclass(hint):
-            raise InputError(f"--set {key}: a group of settings; set one of its fields, e.g. {key}.{dataclasses.fields(hint)[0].name}=…")
+            raise InputError(
+                f"--set {key}: a group of settings; set one of its fields, e.g. "
+                f"{key}.{dataclasses.fields(hint)[0].name}=…"
+            )
         try:
             value = yaml.safe_load(text)
         except yaml.YAMLError:
@@ -104,9 +107,32 @@ def apply_sets(settings: T, assignments: list[str]) -> T:
 # What a setting's name promises wherever it appears (model, data, optimiser, prompts, lift):
 # every number is finite and not negative; these are also at least 1 (counts, sizes) or above 0
 # (rates), and these are fractions.
-AT_LEAST_ONE = {"epochs", "batch_size", "val_batch_size", "num_points", "teacher_dim", "depth", "num_group", "group_size",
-                "trans_dim", "encoder_dims", "num_heads", "decoder_heads", "width", "fusion_heads", "fusion_ffn", "head_hidden",
-                "max_length", "text_dim", "image_dim", "views", "size", "steps", "blocks", "train_points"}
+AT_LEAST_ONE = {
+    "epochs",
+    "batch_size",
+    "val_batch_size",
+    "num_points",
+    "teacher_dim",
+    "depth",
+    "num_group",
+    "group_size",
+    "trans_dim",
+    "encoder_dims",
+    "num_heads",
+    "decoder_heads",
+    "width",
+    "fusion_heads",
+    "fusion_ffn",
+    "head_hidden",
+    "max_length",
+    "text_dim",
+    "image_dim",
+    "views",
+    "size",
+    "steps",
+    "blocks",
+    "train_points",
+}
 ABOVE_ZERO = {"lr", "mlp_ratio", "koleo_eps", "grad_clip"}
 FRACTIONS = {"drop", "dropout", "drop_path", "mask_ratio", "test_fraction"}
 

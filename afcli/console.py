@@ -32,7 +32,13 @@ def emit(result: Any, render: Callable[[Any], None]) -> None:
         render(result)
 
 
-def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], header: bool = True, wrap_last: bool = False) -> Table:
+def table(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    header: bool = True,
+    wrap_last: bool = False,
+) -> Table:
     """A Rich table; ``wrap_last`` wraps the last column (sentences: problems, errors) instead of
     cutting it at the terminal's edge."""
     view = Table(
@@ -62,7 +68,14 @@ def progress(description: str) -> Iterator[tuple[Callable[[], None], Callable[[i
     if options.quiet or options.json:
         yield (lambda info=None: None), (lambda total: None)
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     bar = Progress(
         TextColumn("[bold]{task.description}"),

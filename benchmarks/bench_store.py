@@ -60,13 +60,22 @@ def main() -> None:
         results = {}
         for name, (read, size, writes) in rows.items():
             read(0)
-            results[name] = (throughput(read, SAMPLES, range(SAMPLES)), throughput(read, SAMPLES, shuffled), size, writes)
+            results[name] = (
+                throughput(read, SAMPLES, range(SAMPLES)),
+                throughput(read, SAMPLES, shuffled),
+                size,
+                writes,
+            )
         base = results["one .npz per sample"]
         print(f"{SAMPLES} samples × ({POINTS}×3 f32 + {POINTS}×{DIM} f16), page cache warm, 1 process")
-        print("| format | written samples/s | sequential samples/s | shuffled samples/s | on disk | vs .npz (shuffled) |")
+        print(
+            "| format | written samples/s | sequential samples/s | shuffled samples/s | on disk | vs .npz (shuffled) |"
+        )
         print("|---|---|---|---|---|---|")
         for name, (seq, shuf, size, writes) in results.items():
-            print(f"| {name} | {writes:.0f} | {seq:.0f} | {shuf:.0f} | {size / 2**20:.0f} MiB | {shuf / base[1]:.2f}× |")
+            print(
+                f"| {name} | {writes:.0f} | {seq:.0f} | {shuf:.0f} | {size / 2**20:.0f} MiB | {shuf / base[1]:.2f}× |"
+            )
 
 
 if __name__ == "__main__":

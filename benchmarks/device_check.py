@@ -30,8 +30,20 @@ from bench_ops import op_cases  # noqa: E402
 VIT_L = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16)
 VIT_TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4)
 SIZES = {
-    "gpu": {"shapes": 16, "teacher": ("ViT-L/16-shaped DINOv3, bf16", VIT_L), "cmat_batch": 32, "cast_batch": 16, "ops_batch": 32},
-    "cpu": {"shapes": 2, "teacher": ("tiny DINOv3 (64-d, 2 blocks)", VIT_TINY), "cmat_batch": 2, "cast_batch": 2, "ops_batch": 2},
+    "gpu": {
+        "shapes": 16,
+        "teacher": ("ViT-L/16-shaped DINOv3, bf16", VIT_L),
+        "cmat_batch": 32,
+        "cast_batch": 16,
+        "ops_batch": 32,
+    },
+    "cpu": {
+        "shapes": 2,
+        "teacher": ("tiny DINOv3 (64-d, 2 blocks)", VIT_TINY),
+        "cmat_batch": 2,
+        "cast_batch": 2,
+        "ops_batch": 2,
+    },
 }
 
 
@@ -52,7 +64,12 @@ def lift_rows(device: torch.device, size: dict, tmp: Path) -> list[tuple[str, st
     save_dinov3(tmp / "teacher", **config)
     synthesize(tmp / "shapes", size["shapes"], seed=0)
     import_shapes(tmp / "shapes", tmp / "store.h5")
-    settings = LiftSettings(teacher="dinov3:vitl16", weights=str(tmp / "teacher"), device=str(device), render=RenderSettings(backend="torch"))
+    settings = LiftSettings(
+        teacher="dinov3:vitl16",
+        weights=str(tmp / "teacher"),
+        device=str(device),
+        render=RenderSettings(backend="torch"),
+    )
     start = time.perf_counter()
     report = lift_store(tmp / "store.h5", settings)
     wall = time.perf_counter() - start
@@ -60,9 +77,15 @@ def lift_rows(device: torch.device, size: dict, tmp: Path) -> list[tuple[str, st
     per, overhead = per_shape(report, count)
     label = f"lift: {count} built-in shapes, 12 views at 224², torch rasteriser, {name}"
     return [
-        (f"{label}: render / teacher / lift / write per shape",
-         f"{per['render'] * 1e3:.1f} / {per['teacher'] * 1e3:.1f} / {per['lift'] * 1e3:.1f} / {per['write'] * 1e3:.1f} ms"),
-        ("lift: (render + lift + write) / teacher", f"{overhead * 100:.1f} %" + (" (target ≤ 10 %)" if device.type == "cuda" else "")),
+        (
+            f"{label}: render / teacher / lift / write per shape",
+            f"{per['render'] * 1e3:.1f} / {per['teacher'] * 1e3:.1f} / {per['lift'] * 1e3:.1f} / "
+            f"{per['write'] * 1e3:.1f} ms",
+        ),
+        (
+            "lift: (render + lift + write) / teacher",
+            f"{overhead * 100:.1f} %" + (" (target ≤ 10 %)" if device.type == "cuda" else ""),
+        ),
         ("lift: wall clock per shape (model load included)", f"{wall / count * 1e3:.0f} ms"),
     ]
 
@@ -105,8 +128,10 @@ def cmat_row(device: torch.device, batch: int) -> tuple[str, str]:
     data = {key: value.to(device) for key, value in data.items()}
     seconds, peak = train_step_seconds(device, PointMAE(model), lambda m: task.loss(m, data)["total"])
     memory = "" if peak != peak else f", peak {peak:.2f} GiB"
-    return (f"CMAT step (paper recipe, AMP), batch {batch}, 2048 points, 1024-d teacher",
-            f"{seconds * 1e3:.1f} ms ({batch / seconds:.0f} samples/s{memory})")
+    return (
+        f"CMAT step (paper recipe, AMP), batch {batch}, 2048 points, 1024-d teacher",
+        f"{seconds * 1e3:.1f} ms ({batch / seconds:.0f} samples/s{memory})",
+    )
 
 
 def cast_row(device: torch.device, batch: int) -> tuple[str, str]:
@@ -115,7 +140,10 @@ def cast_row(device: torch.device, batch: int) -> tuple[str, str]:
 
     generator = torch.Generator().manual_seed(0)
     points = torch.rand(batch, 2048, 3, generator=generator).to(device)
-    text, image = torch.randn(batch, 1, 768, generator=generator).to(device), torch.randn(batch, 1, 768, generator=generator).to(device)
+    text, image = (
+        torch.randn(batch, 1, 768, generator=generator).to(device),
+        torch.randn(batch, 1, 768, generator=generator).to(device),
+    )
     mask = torch.ones(batch, 1, dtype=torch.bool, device=device)
     target = (torch.rand(batch, 2048, generator=generator) > 0.8).float().to(device)
 
@@ -126,14 +154,18 @@ def cast_row(device: torch.device, batch: int) -> tuple[str, str]:
 
     seconds, peak = train_step_seconds(device, CAST(CASTConfig()), loss_of)
     memory = "" if peak != peak else f", peak {peak:.2f} GiB"
-    return (f"CAST step (paper: 6 fusion blocks over patches, text + image prompts), batch {batch}",
-            f"{seconds * 1e3:.1f} ms ({batch / seconds:.0f} samples/s{memory})")
+    return (
+        f"CAST step (paper: 6 fusion blocks over patches, text + image prompts), batch {batch}",
+        f"{seconds * 1e3:.1f} ms ({batch / seconds:.0f} samples/s{memory})",
+    )
 
 
 def ops_rows(device: torch.device, batch: int) -> list[tuple[str, str]]:
     os.environ["AFCLI_OPS"] = "torch"
-    return [(f"point op (pure PyTorch): {name}", f"{median_seconds(lambda: (fn(), synchronize(device))) * 1e3:.2f} ms")
-            for name, fn in op_cases(str(device), batch).items()]
+    return [
+        (f"point op (pure PyTorch): {name}", f"{median_seconds(lambda: (fn(), synchronize(device))) * 1e3:.2f} ms")
+        for name, fn in op_cases(str(device), batch).items()
+    ]
 
 
 def main() -> None:
@@ -150,7 +182,10 @@ def main() -> None:
     else:
         sys.exit("device_check: no CUDA device visible (use --cpu to run it on the CPU)")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
-    header = [f"device: {name}; torch {torch.__version__} (CUDA {torch.version.cuda}); python {platform.python_version()}", ""]
+    header = [
+        f"device: {name}; torch {torch.__version__} (CUDA {torch.version.cuda}); python {platform.python_version()}",
+        "",
+    ]
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         rows += lift_rows(device, size, Path(tmp))

@@ -23,8 +23,25 @@ def main(store: str, teacher: str, epochs: int, out: Path) -> None:
     for name, terms in OBJECTIVES.items():
         run = out / name
         if not (run / "last.pt").exists():
-            afcli("-q", "pretrain", "cmat", "--store", store, "--teacher", teacher, "--epochs", str(epochs), "--batch-size", "16",
-                  "--set", f"optim.warmup_epochs={max(1, epochs // 10)}", "--set", f"loss.terms={terms}", "--run", str(run))
+            afcli(
+                "-q",
+                "pretrain",
+                "cmat",
+                "--store",
+                store,
+                "--teacher",
+                teacher,
+                "--epochs",
+                str(epochs),
+                "--batch-size",
+                "16",
+                "--set",
+                f"optim.warmup_epochs={max(1, epochs // 10)}",
+                "--set",
+                f"loss.terms={terms}",
+                "--run",
+                str(run),
+            )
     checkpoints = [arg for name in OBJECTIVES for arg in ("--checkpoint", str(out / name))]
     rows = json.loads(afcli("--json", "eval", "probe", *checkpoints, "--store", store))
     print(f"| backbone ({epochs} epochs, batch 16) | probe mIoU | point accuracy |")
@@ -34,4 +51,9 @@ def main(store: str, teacher: str, epochs: int, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 40, Path(sys.argv[4] if len(sys.argv) > 4 else "runs/probe"))
+    main(
+        sys.argv[1],
+        sys.argv[2],
+        int(sys.argv[3]) if len(sys.argv) > 3 else 40,
+        Path(sys.argv[4] if len(sys.argv) > 4 else "runs/probe"),
+    )

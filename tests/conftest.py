@@ -107,11 +107,13 @@ def tiny_weights(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("tiny-weights")
     torch.manual_seed(0)
     vit = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4)
-    DINOv3ViTModel(DINOv3ViTConfig(**vit, image_size=64, patch_size=16, num_register_tokens=4)).save_pretrained(root / "dinov3")
-    Dinov2Model(Dinov2Config(**vit, image_size=56, patch_size=14)).save_pretrained(root / "dinov2")
-    Dinov2WithRegistersModel(Dinov2WithRegistersConfig(**vit, image_size=56, patch_size=14, num_register_tokens=4)).save_pretrained(
-        root / "dinov2-reg"
+    DINOv3ViTModel(DINOv3ViTConfig(**vit, image_size=64, patch_size=16, num_register_tokens=4)).save_pretrained(
+        root / "dinov3"
     )
+    Dinov2Model(Dinov2Config(**vit, image_size=56, patch_size=14)).save_pretrained(root / "dinov2")
+    Dinov2WithRegistersModel(
+        Dinov2WithRegistersConfig(**vit, image_size=56, patch_size=14, num_register_tokens=4)
+    ).save_pretrained(root / "dinov2-reg")
     import open_clip
 
     model_cfg = {
@@ -121,7 +123,11 @@ def tiny_weights(tmp_path_factory) -> dict:
     }
     clip_dir = root / "tiny-clip"
     clip_dir.mkdir()
-    preprocess = {"mean": list(open_clip.OPENAI_DATASET_MEAN), "std": list(open_clip.OPENAI_DATASET_STD), "interpolation": "bicubic"}
+    preprocess = {
+        "mean": list(open_clip.OPENAI_DATASET_MEAN),
+        "std": list(open_clip.OPENAI_DATASET_STD),
+        "interpolation": "bicubic",
+    }
     (clip_dir / "open_clip_config.json").write_text(json.dumps({"model_cfg": model_cfg, "preprocess_cfg": preprocess}))
     torch.save(open_clip.CLIP(**model_cfg).state_dict(), clip_dir / "open_clip_pytorch_model.bin")
     return {"dinov3": root / "dinov3", "dinov2": root / "dinov2", "dinov2-reg": root / "dinov2-reg", "clip": clip_dir}
@@ -136,23 +142,59 @@ def lifted_store(synth_store, tiny_weights, tmp_path_factory):
 
     path = tmp_path_factory.mktemp("lifted") / "shapes.h5"
     shutil.copy(synth_store, path)
-    lift_store(path, LiftSettings(teacher="dinov3:vits16", weights=str(tiny_weights["dinov3"]), render=RenderSettings(size=64)))
+    lift_store(
+        path, LiftSettings(teacher="dinov3:vits16", weights=str(tiny_weights["dinov3"]), render=RenderSettings(size=64))
+    )
     return path
 
 
 TINY_MODEL = [
-    "--set", "model.depth=2", "--set", "model.trans_dim=48", "--set", "model.encoder_dims=48", "--set", "model.num_heads=2",
-    "--set", "model.decoder_heads=2", "--set", "model.decoder_depth=1", "--set", "model.num_group=16", "--set", "model.group_size=16",
-    "--set", "data.num_points=256",
+    "--set",
+    "model.depth=2",
+    "--set",
+    "model.trans_dim=48",
+    "--set",
+    "model.encoder_dims=48",
+    "--set",
+    "model.num_heads=2",
+    "--set",
+    "model.decoder_heads=2",
+    "--set",
+    "model.decoder_depth=1",
+    "--set",
+    "model.num_group=16",
+    "--set",
+    "model.group_size=16",
+    "--set",
+    "data.num_points=256",
 ]
 
 
 TINY_CAST = [
-    "--set", "model.backbone.depth=1", "--set", "model.backbone.trans_dim=32", "--set", "model.backbone.encoder_dims=32",
-    "--set", "model.backbone.num_heads=2", "--set", "model.backbone.decoder_heads=2",
-    "--set", "model.backbone.num_group=8", "--set", "model.backbone.group_size=16",
-    "--set", "model.width=32", "--set", "model.fusion_layers=1", "--set", "model.fusion_heads=2", "--set", "model.fusion_ffn=32",
-    "--set", "model.head_hidden=16",
+    "--set",
+    "model.backbone.depth=1",
+    "--set",
+    "model.backbone.trans_dim=32",
+    "--set",
+    "model.backbone.encoder_dims=32",
+    "--set",
+    "model.backbone.num_heads=2",
+    "--set",
+    "model.backbone.decoder_heads=2",
+    "--set",
+    "model.backbone.num_group=8",
+    "--set",
+    "model.backbone.group_size=16",
+    "--set",
+    "model.width=32",
+    "--set",
+    "model.fusion_layers=1",
+    "--set",
+    "model.fusion_heads=2",
+    "--set",
+    "model.fusion_ffn=32",
+    "--set",
+    "model.head_hidden=16",
 ]
 
 
@@ -163,11 +205,38 @@ def cast_run(cast_store, tmp_path_factory):
 
     run = tmp_path_factory.mktemp("runs") / "cast"
     recipe = run.parent / "recipe.yaml"
-    recipe.write_text("stage: finetune\nsettings: {epochs: 2}\nexpected:\n  protocol: standard\n  test: {aiou: 50.0, auc: 90.0, sim: 0.7, mae: 0.1}\n")
+    recipe.write_text(
+        "stage: finetune\nsettings: {epochs: 2}\nexpected:\n  protocol: standard\n  test: "
+        "{aiou: 50.0, auc: 90.0, sim: 0.7, mae: 0.1}\n"
+    )
     result = subprocess.run(
-        [sys.executable, "-m", "afcli", "finetune", "cast", "--store", cast_store, "--recipe", recipe, "--text", "minilm-l6",
-         "--image", "effnet-lite0:s32", "--batch-size", "8", "--run", run, "--device", "cpu", "--set", "prompts.drop=0.5", *TINY_CAST, "--json"],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "afcli",
+            "finetune",
+            "cast",
+            "--store",
+            cast_store,
+            "--recipe",
+            recipe,
+            "--text",
+            "minilm-l6",
+            "--image",
+            "effnet-lite0:s32",
+            "--batch-size",
+            "8",
+            "--run",
+            run,
+            "--device",
+            "cpu",
+            "--set",
+            "prompts.drop=0.5",
+            *TINY_CAST,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     return run, json.loads(result.stdout)

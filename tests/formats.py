@@ -36,7 +36,10 @@ def write_piad_demo(folder: Path, seed: int = 0) -> Path:
         heat[hot, PIAD_AFFORDANCES.index(affordance)] = rng.random(int(hot.sum())).astype(np.float32)
         heat[xyz[:, 0] > 0.5, PIAD_AFFORDANCES.index("move")] = 1.0
         shape_id = f"{rng.integers(1 << 62):032x}"
-        lines = (f"{shape_id} {category} " + " ".join(repr(float(v)) for v in row) + " \n" for row in np.concatenate([xyz, heat], 1))
+        lines = (
+            f"{shape_id} {category} " + " ".join(repr(float(v)) for v in row) + " \n"
+            for row in np.concatenate([xyz, heat], 1)
+        )
         (folder / f"Point_Test_{category}_1.txt").write_text("".join(lines))
 
         image = Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8))
@@ -45,12 +48,26 @@ def write_piad_demo(folder: Path, seed: int = 0) -> Path:
         name = f"Img_Test_{category}_{affordance}_1"
         (folder / f"{name}.jpg").write_bytes(jpeg.getvalue())
         shapes = [
-            {"label": label, "line_color": None, "fill_color": None, "points": [list(corners[:2]), list(corners[2:])],
-             "shape_type": "rectangle", "flags": {}}
+            {
+                "label": label,
+                "line_color": None,
+                "fill_color": None,
+                "points": [list(corners[:2]), list(corners[2:])],
+                "shape_type": "rectangle",
+                "flags": {},
+            }
             for label, corners in (("object", box), ("subject", subject))
         ]
-        labelme = {"version": "3.16.7", "flags": {}, "shapes": shapes, "lineColor": [0, 255, 0, 128], "fillColor": [255, 0, 0, 128],
-                   "imagePath": f"{name}.jpg", "imageData": base64.b64encode(jpeg.getvalue()).decode(), "imageHeight": height,
-                   "imageWidth": width}
+        labelme = {
+            "version": "3.16.7",
+            "flags": {},
+            "shapes": shapes,
+            "lineColor": [0, 255, 0, 128],
+            "fillColor": [255, 0, 0, 128],
+            "imagePath": f"{name}.jpg",
+            "imageData": base64.b64encode(jpeg.getvalue()).decode(),
+            "imageHeight": height,
+            "imageWidth": width,
+        }
         (folder / f"{name}.json").write_text(json.dumps(labelme, indent=2))
     return folder

@@ -18,11 +18,11 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_MODEL
 from typer.testing import CliRunner
 
 from afcli.cli import app
 from afcli.console import options
-from conftest import TINY_MODEL
 
 READ_ONLY = Path("/sys/afcli-test")  # refused even to root: sysfs takes no new entries
 
@@ -138,20 +138,53 @@ def cast_copy_elsewhere(w: World, tmp: Path) -> Path:
 
 def bad_predictions(tmp: Path) -> Path:
     path = tmp / "pred.npz"
-    np.savez(path, pred=np.zeros((2, 256), np.float32), gt=np.zeros((2, 256), np.float32), query=np.array(["nope/grasp", "nope/cut"]))
+    np.savez(
+        path,
+        pred=np.zeros((2, 256), np.float32),
+        gt=np.zeros((2, 256), np.float32),
+        query=np.array(["nope/grasp", "nope/cut"]),
+    )
     return path
 
 
 def pretrain(w: World, tmp: Path, *extra) -> list:
-    return ["pretrain", "cmat", "--store", w.lifted, "--teacher", "dinov3-vits16", *TINY_MODEL, "--epochs", "1", "--batch-size", "4",
-            "--run", tmp / "run", *extra]
+    return [
+        "pretrain",
+        "cmat",
+        "--store",
+        w.lifted,
+        "--teacher",
+        "dinov3-vits16",
+        *TINY_MODEL,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--run",
+        tmp / "run",
+        *extra,
+    ]
 
 
 def finetune(w: World, tmp: Path, *extra) -> list:
     from conftest import TINY_CAST
 
-    return ["finetune", "cast", "--store", w.cast_store, "--text", "minilm-l6", "--image", "none", "--run", tmp / "run",
-            "--device", "cpu", *TINY_CAST, *extra]
+    return [
+        "finetune",
+        "cast",
+        "--store",
+        w.cast_store,
+        "--text",
+        "minilm-l6",
+        "--image",
+        "none",
+        "--run",
+        tmp / "run",
+        "--device",
+        "cpu",
+        *TINY_CAST,
+        *extra,
+    ]
 
 
 # (id, arguments from (world, tmp), fragments the one line must hold)
@@ -159,44 +192,181 @@ CASES = [
     # data synth
     ("synth-zero", lambda w, t: ["data", "synth", t / "s", "--n", "0"], ["--n must be at least 1"]),
     ("synth-into-a-file", lambda w, t: ["data", "synth", w.store, "--n", "2"], ["store.h5", "not a folder"]),
-    ("synth-over-another-set", lambda w, t: ["data", "synth", copy_of(w.shapes, t), "--n", "3"], ["already holds a set of 24 shapes"]),
+    (
+        "synth-over-another-set",
+        lambda w, t: ["data", "synth", copy_of(w.shapes, t), "--n", "3"],
+        ["already holds a set of 24 shapes"],
+    ),
     # data import: the source
-    ("import-missing", lambda w, t: ["data", "import", t / "nowhere", "--store", t / "s.h5"], ["nowhere", "no such file or folder"]),
-    ("import-empty-folder", lambda w, t: ["data", "import", folder_with(t, "notes.md", text("hi")), "--store", t / "s.h5"], ["no shapes here"]),
-    ("npy-zero-bytes", lambda w, t: ["data", "import", folder_with(t, "a.npy", text(b"")), "--store", t / "s.h5"], ["a.npy", "cannot read point cloud"]),
-    ("npy-empty-array", lambda w, t: ["data", "import", folder_with(t, "a.npy", npy(np.zeros((0, 3)))), "--store", t / "s.h5"], ["a.npy", "shape (0, 3)"]),
-    ("npy-structured", lambda w, t: ["data", "import", folder_with(t, "a.npy", npy(np.zeros(8, [("x", "f4"), ("y", "f4")]))), "--store", t / "s.h5"],
-     ["a.npy", "real numbers"]),
-    ("npy-strings", lambda w, t: ["data", "import", folder_with(t, "a.npy", npy(np.array([["a", "b", "c"]] * 4))), "--store", t / "s.h5"],
-     ["a.npy", "real numbers"]),
-    ("npy-complex", lambda w, t: ["data", "import", folder_with(t, "a.npy", npy(np.ones((8, 3)) * 1j)), "--store", t / "s.h5"], ["a.npy", "complex"]),
-    ("npy-object-pickle", lambda w, t: ["data", "import", folder_with(t, "a.npy", lambda p: np.save(p, np.array([Evil()], object))), "--store", t / "s.h5"],
-     ["a.npy", "cannot read point cloud"]),
-    ("npy-one-dimensional", lambda w, t: ["data", "import", folder_with(t, "a.npy", npy(np.zeros(9))), "--store", t / "s.h5"], ["a.npy", "(N, 3+)"]),
-    ("npy-nan", lambda w, t: ["data", "import", folder_with(t, "a.npy", npy(np.full((8, 3), np.nan))), "--store", t / "s.h5"], ["a.npy", "NaN or Inf"]),
-    ("npy-inf", lambda w, t: ["data", "import", folder_with(t, "a.npy", npy(np.full((8, 3), np.inf))), "--store", t / "s.h5"], ["a.npy", "NaN or Inf"]),
+    (
+        "import-missing",
+        lambda w, t: ["data", "import", t / "nowhere", "--store", t / "s.h5"],
+        ["nowhere", "no such file or folder"],
+    ),
+    (
+        "import-empty-folder",
+        lambda w, t: ["data", "import", folder_with(t, "notes.md", text("hi")), "--store", t / "s.h5"],
+        ["no shapes here"],
+    ),
+    (
+        "npy-zero-bytes",
+        lambda w, t: ["data", "import", folder_with(t, "a.npy", text(b"")), "--store", t / "s.h5"],
+        ["a.npy", "cannot read point cloud"],
+    ),
+    (
+        "npy-empty-array",
+        lambda w, t: ["data", "import", folder_with(t, "a.npy", npy(np.zeros((0, 3)))), "--store", t / "s.h5"],
+        ["a.npy", "shape (0, 3)"],
+    ),
+    (
+        "npy-structured",
+        lambda w, t: [
+            "data",
+            "import",
+            folder_with(t, "a.npy", npy(np.zeros(8, [("x", "f4"), ("y", "f4")]))),
+            "--store",
+            t / "s.h5",
+        ],
+        ["a.npy", "real numbers"],
+    ),
+    (
+        "npy-strings",
+        lambda w, t: [
+            "data",
+            "import",
+            folder_with(t, "a.npy", npy(np.array([["a", "b", "c"]] * 4))),
+            "--store",
+            t / "s.h5",
+        ],
+        ["a.npy", "real numbers"],
+    ),
+    (
+        "npy-complex",
+        lambda w, t: ["data", "import", folder_with(t, "a.npy", npy(np.ones((8, 3)) * 1j)), "--store", t / "s.h5"],
+        ["a.npy", "complex"],
+    ),
+    (
+        "npy-object-pickle",
+        lambda w, t: [
+            "data",
+            "import",
+            folder_with(t, "a.npy", lambda p: np.save(p, np.array([Evil()], object))),
+            "--store",
+            t / "s.h5",
+        ],
+        ["a.npy", "cannot read point cloud"],
+    ),
+    (
+        "npy-one-dimensional",
+        lambda w, t: ["data", "import", folder_with(t, "a.npy", npy(np.zeros(9))), "--store", t / "s.h5"],
+        ["a.npy", "(N, 3+)"],
+    ),
+    (
+        "npy-nan",
+        lambda w, t: ["data", "import", folder_with(t, "a.npy", npy(np.full((8, 3), np.nan))), "--store", t / "s.h5"],
+        ["a.npy", "NaN or Inf"],
+    ),
+    (
+        "npy-inf",
+        lambda w, t: ["data", "import", folder_with(t, "a.npy", npy(np.full((8, 3), np.inf))), "--store", t / "s.h5"],
+        ["a.npy", "NaN or Inf"],
+    ),
     ("txt-empty", lambda w, t: ["data", "import", folder_with(t, "a.txt", text("")), "--store", t / "s.h5"], ["a.txt"]),
-    ("txt-words", lambda w, t: ["data", "import", folder_with(t, "a.xyz", text("one two three\n")), "--store", t / "s.h5"], ["a.xyz", "cannot read point cloud"]),
-    ("mesh-garbage", lambda w, t: ["data", "import", folder_with(t, "a.obj", text(bytes(range(256)) * 4)), "--store", t / "s.h5"], ["a.obj"]),
-    ("mesh-empty", lambda w, t: ["data", "import", folder_with(t, "a.ply", text("")), "--store", t / "s.h5"], ["a.ply"]),
-    ("file-name-not-utf8", lambda w, t: ["data", "import", folder_with(t, "caf\udce9.npy", npy(np.random.rand(16, 3))), "--store", t / "s.h5"],
-     ["not valid UTF-8"]),
-    ("manifest-not-json", lambda w, t: ["data", "import", synth_with_manifest(w, t, "{shapes: ["), "--store", t / "s.h5"], ["manifest.json", "unreadable"]),
-    ("manifest-a-list", lambda w, t: ["data", "import", synth_with_manifest(w, t, []), "--store", t / "s.h5"], ["manifest.json", "not an afcli-synth"]),
-    ("manifest-shapes-not-a-list", lambda w, t: ["data", "import", broken_manifest(w, t, lambda m: m.update(shapes={"a": 1})), "--store", t / "s.h5"],
-     ["manifest.json", "'shapes' is not a list"]),
-    ("manifest-shape-without-mesh", lambda w, t: ["data", "import", broken_manifest(w, t, lambda m: m["shapes"][3].pop("mesh")), "--store", t / "s.h5"],
-     ["manifest.json", "shapes[3] has no str 'mesh'"]),
+    (
+        "txt-words",
+        lambda w, t: ["data", "import", folder_with(t, "a.xyz", text("one two three\n")), "--store", t / "s.h5"],
+        ["a.xyz", "cannot read point cloud"],
+    ),
+    (
+        "mesh-garbage",
+        lambda w, t: ["data", "import", folder_with(t, "a.obj", text(bytes(range(256)) * 4)), "--store", t / "s.h5"],
+        ["a.obj"],
+    ),
+    (
+        "mesh-empty",
+        lambda w, t: ["data", "import", folder_with(t, "a.ply", text("")), "--store", t / "s.h5"],
+        ["a.ply"],
+    ),
+    (
+        "file-name-not-utf8",
+        lambda w, t: [
+            "data",
+            "import",
+            folder_with(t, "caf\udce9.npy", npy(np.random.rand(16, 3))),
+            "--store",
+            t / "s.h5",
+        ],
+        ["not valid UTF-8"],
+    ),
+    (
+        "manifest-not-json",
+        lambda w, t: ["data", "import", synth_with_manifest(w, t, "{shapes: ["), "--store", t / "s.h5"],
+        ["manifest.json", "unreadable"],
+    ),
+    (
+        "manifest-a-list",
+        lambda w, t: ["data", "import", synth_with_manifest(w, t, []), "--store", t / "s.h5"],
+        ["manifest.json", "not an afcli-synth"],
+    ),
+    (
+        "manifest-shapes-not-a-list",
+        lambda w, t: [
+            "data",
+            "import",
+            broken_manifest(w, t, lambda m: m.update(shapes={"a": 1})),
+            "--store",
+            t / "s.h5",
+        ],
+        ["manifest.json", "'shapes' is not a list"],
+    ),
+    (
+        "manifest-shape-without-mesh",
+        lambda w, t: [
+            "data",
+            "import",
+            broken_manifest(w, t, lambda m: m["shapes"][3].pop("mesh")),
+            "--store",
+            t / "s.h5",
+        ],
+        ["manifest.json", "shapes[3] has no str 'mesh'"],
+    ),
     # data import: the store
     ("store-is-a-folder", lambda w, t: ["data", "import", w.shapes, "--store", t], ["is a directory"]),
-    ("store-plain-hdf5", lambda w, t: ["data", "import", w.shapes, "--store", plain_hdf5(t)], ["plain.h5", "not an afcli store"]),
-    ("store-without-schema", lambda w, t: ["data", "import", w.shapes, "--store", plain_hdf5(t, format="afcli-store", schema=1)],
-     ["plain.h5", "not an afcli store"]),
-    ("store-random-bytes", lambda w, t: ["data", "import", w.shapes, "--store", random_file(t / "r.h5")], ["r.h5", "not an HDF5 file"]),
-    ("store-other-points", lambda w, t: ["data", "import", w.shapes, "--store", w.store, "--points", "1024"], ["512 points per sample"]),
-    ("store-read-only-place", lambda w, t: ["data", "import", w.shapes, "--store", READ_ONLY / "s.h5"], ["afcli-test", "cannot create"]),
-    ("points-zero", lambda w, t: ["data", "import", w.shapes, "--store", t / "s.h5", "--points", "0"], ["--points must be positive"]),
-    ("shard-out-of-range", lambda w, t: ["data", "import", w.shapes, "--store", t / "s.h5", "--shard", "3/2"], ["--shard"]),
+    (
+        "store-plain-hdf5",
+        lambda w, t: ["data", "import", w.shapes, "--store", plain_hdf5(t)],
+        ["plain.h5", "not an afcli store"],
+    ),
+    (
+        "store-without-schema",
+        lambda w, t: ["data", "import", w.shapes, "--store", plain_hdf5(t, format="afcli-store", schema=1)],
+        ["plain.h5", "not an afcli store"],
+    ),
+    (
+        "store-random-bytes",
+        lambda w, t: ["data", "import", w.shapes, "--store", random_file(t / "r.h5")],
+        ["r.h5", "not an HDF5 file"],
+    ),
+    (
+        "store-other-points",
+        lambda w, t: ["data", "import", w.shapes, "--store", w.store, "--points", "1024"],
+        ["512 points per sample"],
+    ),
+    (
+        "store-read-only-place",
+        lambda w, t: ["data", "import", w.shapes, "--store", READ_ONLY / "s.h5"],
+        ["afcli-test", "cannot create"],
+    ),
+    (
+        "points-zero",
+        lambda w, t: ["data", "import", w.shapes, "--store", t / "s.h5", "--points", "0"],
+        ["--points must be positive"],
+    ),
+    (
+        "shard-out-of-range",
+        lambda w, t: ["data", "import", w.shapes, "--store", t / "s.h5", "--shard", "3/2"],
+        ["--shard"],
+    ),
     # store
     ("verify-missing", lambda w, t: ["store", "verify", t / "missing.h5"], ["missing.h5", "no such store"]),
     ("info-plain-hdf5", lambda w, t: ["store", "info", plain_hdf5(t)], ["not an afcli store"]),
@@ -204,9 +374,16 @@ CASES = [
     # render / lift
     ("render-tiny-size", lambda w, t: ["render", w.store, "--size", "4"], ["--size must be at least 8"]),
     ("lift-unknown-teacher", lambda w, t: ["lift", w.store, "--teacher", "dinov9"], ["dinov9"]),
-    ("lift-gpus-without-gpus", lambda w, t: ["lift", w.store, "--teacher", "effnet-lite0", "--gpus", "4"], ["--gpus 4 needs 4 CUDA devices"]),
-    ("lift-inf-coordinates", lambda w, t: ["lift", store_with_inf(w, t), "--teacher", "effnet-lite0", "--size", "64", "--overwrite"],
-     ["lifted.h5", "NaN or Inf"]),
+    (
+        "lift-gpus-without-gpus",
+        lambda w, t: ["lift", w.store, "--teacher", "effnet-lite0", "--gpus", "4"],
+        ["--gpus 4 needs 4 CUDA devices"],
+    ),
+    (
+        "lift-inf-coordinates",
+        lambda w, t: ["lift", store_with_inf(w, t), "--teacher", "effnet-lite0", "--size", "64", "--overwrite"],
+        ["lifted.h5", "NaN or Inf"],
+    ),
     # pretrain
     ("lr-negative", lambda w, t: pretrain(w, t, "--set", "optim.lr=-1"), ["optim.lr must be above 0"]),
     ("lr-nan", lambda w, t: pretrain(w, t, "--set", "optim.lr=nan"), ["optim.lr must be a finite number"]),
@@ -214,45 +391,140 @@ CASES = [
     ("depth-zero", lambda w, t: pretrain(w, t, "--set", "model.depth=0"), ["model.depth must be at least 1"]),
     ("teacher-dim-zero", lambda w, t: pretrain(w, t, "--teacher-dim", "0"), ["data.teacher_dim must be at least 1"]),
     ("run-is-a-file", lambda w, t: pretrain(w, t)[:-2] + ["--run", w.store], ["store.h5", "--run must be a directory"]),
-    ("run-in-read-only-place", lambda w, t: pretrain(w, t)[:-2] + ["--run", READ_ONLY / "run"], ["afcli-test", "cannot create"]),
+    (
+        "run-in-read-only-place",
+        lambda w, t: pretrain(w, t)[:-2] + ["--run", READ_ONLY / "run"],
+        ["afcli-test", "cannot create"],
+    ),
     ("pretrain-gpus-without-gpus", lambda w, t: pretrain(w, t, "--gpus", "8"), ["--gpus 8 needs 8 CUDA devices"]),
-    ("pretrain-inf-coordinates", lambda w, t: pretrain(w, t)[:2] + ["--store", store_with_inf(w, t)] + pretrain(w, t)[4:], ["NaN or Inf"]),
-    ("resume-truncated-checkpoint", lambda w, t: ["pretrain", "cmat", "--resume", "--run", run_with(w, t, w.cmat, "last.pt", truncated)],
-     ["last.pt", "not an afcli checkpoint"]),
-    ("resume-pickle-with-code", lambda w, t: ["pretrain", "cmat", "--resume", "--run", run_with(w, t, w.cmat, "last.pt", pickled(Evil()))],
-     ["last.pt", "not an afcli checkpoint"]),
-    ("resume-tensor-not-a-checkpoint", lambda w, t: ["pretrain", "cmat", "--resume", "--run", run_with(w, t, w.cmat, "last.pt", torch_file(torch.ones(3)))],
-     ["last.pt", "holds a Tensor"]),
-    ("resume-another-store", lambda w, t: ["pretrain", "cmat", "--resume", "--run", copy_of(w.cmat, t), "--store", w.cast_store],
-     ["store.h5", "not the store"]),
-    ("resume-a-store-file-only", lambda w, t: ["pretrain", "cmat", "--resume", "--run", w.store], ["store.h5", "not a run directory"]),
+    (
+        "pretrain-inf-coordinates",
+        lambda w, t: pretrain(w, t)[:2] + ["--store", store_with_inf(w, t)] + pretrain(w, t)[4:],
+        ["NaN or Inf"],
+    ),
+    (
+        "resume-truncated-checkpoint",
+        lambda w, t: ["pretrain", "cmat", "--resume", "--run", run_with(w, t, w.cmat, "last.pt", truncated)],
+        ["last.pt", "not an afcli checkpoint"],
+    ),
+    (
+        "resume-pickle-with-code",
+        lambda w, t: ["pretrain", "cmat", "--resume", "--run", run_with(w, t, w.cmat, "last.pt", pickled(Evil()))],
+        ["last.pt", "not an afcli checkpoint"],
+    ),
+    (
+        "resume-tensor-not-a-checkpoint",
+        lambda w, t: [
+            "pretrain",
+            "cmat",
+            "--resume",
+            "--run",
+            run_with(w, t, w.cmat, "last.pt", torch_file(torch.ones(3))),
+        ],
+        ["last.pt", "holds a Tensor"],
+    ),
+    (
+        "resume-another-store",
+        lambda w, t: ["pretrain", "cmat", "--resume", "--run", copy_of(w.cmat, t), "--store", w.cast_store],
+        ["store.h5", "not the store"],
+    ),
+    (
+        "resume-a-store-file-only",
+        lambda w, t: ["pretrain", "cmat", "--resume", "--run", w.store],
+        ["store.h5", "not a run directory"],
+    ),
     # finetune
     ("drop-above-one", lambda w, t: finetune(w, t, "--set", "prompts.drop=2"), ["prompts.drop must be a fraction"]),
-    ("backbone-damaged-weights", lambda w, t: finetune(w, t, "--backbone", run_with(w, t, w.cmat, "model/model.pt", truncated)),
-     ["model.pt", "not an afcli model file"]),
-    ("backbone-damaged-config", lambda w, t: finetune(w, t, "--backbone", run_with(w, t, w.cmat, "model/config.json", text("{depth: 2"))),
-     ["model", "unreadable config.json"]),
-    ("backbone-config-out-of-range", lambda w, t: finetune(w, t, "--backbone", run_with(w, t, w.cmat, "model/config.json", config_with(w.cmat, depth=-3))),
-     ["config.json", "depth must be at least 1"]),
-    ("text-encoder-unknown", lambda w, t: finetune(w, t)[:4] + ["--text", "no-such-encoder-anywhere"] + finetune(w, t)[6:],
-     ["no-such-encoder-anywhere", "not found"]),
+    (
+        "backbone-damaged-weights",
+        lambda w, t: finetune(w, t, "--backbone", run_with(w, t, w.cmat, "model/model.pt", truncated)),
+        ["model.pt", "not an afcli model file"],
+    ),
+    (
+        "backbone-damaged-config",
+        lambda w, t: finetune(w, t, "--backbone", run_with(w, t, w.cmat, "model/config.json", text("{depth: 2"))),
+        ["model", "unreadable config.json"],
+    ),
+    (
+        "backbone-config-out-of-range",
+        lambda w, t: finetune(
+            w, t, "--backbone", run_with(w, t, w.cmat, "model/config.json", config_with(w.cmat, depth=-3))
+        ),
+        ["config.json", "depth must be at least 1"],
+    ),
+    (
+        "text-encoder-unknown",
+        lambda w, t: finetune(w, t)[:4] + ["--text", "no-such-encoder-anywhere"] + finetune(w, t)[6:],
+        ["no-such-encoder-anywhere", "not found"],
+    ),
     # eval
-    ("probe-zero-steps", lambda w, t: ["eval", "probe", "--checkpoint", w.cmat, "--store", w.store, "--steps", "0"], ["steps must be at least 1"]),
-    ("probe-inf-coordinates", lambda w, t: ["eval", "probe", "--checkpoint", w.cmat, "--store", store_with_inf(w, t), "--steps", "5"],
-     ["lifted.h5", "NaN or Inf"]),
-    ("probe-pickle-with-code", lambda w, t: ["eval", "probe", "--checkpoint", run_with(w, t, w.cmat, "model/model.pt", pickled(Evil())), "--store", w.store],
-     ["model.pt", "not an afcli model file"]),
-    ("eval-copied-run-without-store", lambda w, t: ["eval", "synth", "--checkpoint", cast_copy_elsewhere(w, t), "--device", "cpu"],
-     ["gone", "give --store where it is now"]),
-    ("export-damaged-prompts", lambda w, t: ["export", "torchscript", "--checkpoint", run_with(w, t, w.cast, "prompts.pt", truncated), "--out", t / "m.pt"],
-     ["prompts.pt", "not an afcli checkpoint"]),
-    ("eval-predictions-not-npz", lambda w, t: ["eval", "affordance", "--predictions", random_file(t / "p.npz")], ["p.npz"]),
+    (
+        "probe-zero-steps",
+        lambda w, t: ["eval", "probe", "--checkpoint", w.cmat, "--store", w.store, "--steps", "0"],
+        ["steps must be at least 1"],
+    ),
+    (
+        "probe-inf-coordinates",
+        lambda w, t: ["eval", "probe", "--checkpoint", w.cmat, "--store", store_with_inf(w, t), "--steps", "5"],
+        ["lifted.h5", "NaN or Inf"],
+    ),
+    (
+        "probe-pickle-with-code",
+        lambda w, t: [
+            "eval",
+            "probe",
+            "--checkpoint",
+            run_with(w, t, w.cmat, "model/model.pt", pickled(Evil())),
+            "--store",
+            w.store,
+        ],
+        ["model.pt", "not an afcli model file"],
+    ),
+    (
+        "eval-copied-run-without-store",
+        lambda w, t: ["eval", "synth", "--checkpoint", cast_copy_elsewhere(w, t), "--device", "cpu"],
+        ["gone", "give --store where it is now"],
+    ),
+    (
+        "export-damaged-prompts",
+        lambda w, t: [
+            "export",
+            "torchscript",
+            "--checkpoint",
+            run_with(w, t, w.cast, "prompts.pt", truncated),
+            "--out",
+            t / "m.pt",
+        ],
+        ["prompts.pt", "not an afcli checkpoint"],
+    ),
+    (
+        "eval-predictions-not-npz",
+        lambda w, t: ["eval", "affordance", "--predictions", random_file(t / "p.npz")],
+        ["p.npz"],
+    ),
     # export
-    ("export-out-is-a-folder", lambda w, t: ["export", "torchscript", "--checkpoint", w.cast, "--out", t], ["is a folder"]),
-    ("export-damaged-model", lambda w, t: ["export", "onnx", "--checkpoint", run_with(w, t, w.cast, "best/model.pt", truncated), "--out", t / "m.onnx"],
-     ["model.pt", "not an afcli model file"]),
-    ("export-ply-other-store", lambda w, t: ["export", "ply", "--store", w.store, "--predictions", bad_predictions(t), "--out", t / "ply"],
-     ["is not a paired query of this store"]),
+    (
+        "export-out-is-a-folder",
+        lambda w, t: ["export", "torchscript", "--checkpoint", w.cast, "--out", t],
+        ["is a folder"],
+    ),
+    (
+        "export-damaged-model",
+        lambda w, t: [
+            "export",
+            "onnx",
+            "--checkpoint",
+            run_with(w, t, w.cast, "best/model.pt", truncated),
+            "--out",
+            t / "m.onnx",
+        ],
+        ["model.pt", "not an afcli model file"],
+    ),
+    (
+        "export-ply-other-store",
+        lambda w, t: ["export", "ply", "--store", w.store, "--predictions", bad_predictions(t), "--out", t / "ply"],
+        ["is not a paired query of this store"],
+    ),
 ]
 
 
@@ -285,8 +557,13 @@ def fingerprint(path: Path) -> dict[str, str]:
             try:
                 with h5py.File(path, "r", swmr=swmr, locking=False) as f:
                     found = {}
-                    f.visititems(lambda name, item: found.update({name: hashlib.sha256(item[()].tobytes()).hexdigest()})
-                                 if isinstance(item, h5py.Dataset) else None)
+                    f.visititems(
+                        lambda name, item: (
+                            found.update({name: hashlib.sha256(item[()].tobytes()).hexdigest()})
+                            if isinstance(item, h5py.Dataset)
+                            else None
+                        )
+                    )
                     return found
             except (OSError, KeyError, ValueError):
                 continue
@@ -330,12 +607,20 @@ def test_skip_bad_skips_every_kind_of_unreadable_file(tmp_path):
     folder = tmp_path / "mixed"
     folder.mkdir()
     np.save(folder / "good.npy", np.random.default_rng(0).random((64, 3)))
-    for name, write in [("zero.npy", text(b"")), ("complex.npy", npy(np.ones((8, 3)) * 1j)), ("words.xyz", text("a b c\n")),
-                        ("strings.npy", npy(np.array([["a", "b", "c"]] * 4))), ("caf\udce9.npy", npy(np.ones((8, 3)))),
-                        ("garbage.obj", text(bytes(range(256)) * 4))]:
+    for name, write in [
+        ("zero.npy", text(b"")),
+        ("complex.npy", npy(np.ones((8, 3)) * 1j)),
+        ("words.xyz", text("a b c\n")),
+        ("strings.npy", npy(np.array([["a", "b", "c"]] * 4))),
+        ("caf\udce9.npy", npy(np.ones((8, 3)))),
+        ("garbage.obj", text(bytes(range(256)) * 4)),
+    ]:
         write(folder / name)
     options.json = options.quiet = False
-    result = CliRunner().invoke(app, ["--json", "data", "import", str(folder), "--store", str(tmp_path / "s.h5"), "--points", "64", "--skip-bad"])
+    result = CliRunner().invoke(
+        app,
+        ["--json", "data", "import", str(folder), "--store", str(tmp_path / "s.h5"), "--points", "64", "--skip-bad"],
+    )
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["imported"] == 1 and report["done"] == 1 and len(report["skipped"]) == 6

@@ -7,12 +7,22 @@ from afcli.errors import InputError
 from afcli.models.cast import CAST, CASTConfig
 from afcli.models.point_mae import PointMAE, PointMAEConfig
 
-BACKBONE = dict(depth=2, trans_dim=48, encoder_dims=48, num_heads=2, decoder_heads=2, decoder_depth=1, num_group=16, group_size=8)
+BACKBONE = dict(
+    depth=2, trans_dim=48, encoder_dims=48, num_heads=2, decoder_heads=2, decoder_depth=1, num_group=16, group_size=8
+)
 
 
 def config(**extra):
-    values = dict(width=32, fusion_layers=2, fusion_heads=4, fusion_ffn=64, head_hidden=16, text_dim=12, image_dim=20,
-                  backbone=PointMAEConfig(reconstruction="none", **BACKBONE))
+    values = dict(
+        width=32,
+        fusion_layers=2,
+        fusion_heads=4,
+        fusion_ffn=64,
+        head_hidden=16,
+        text_dim=12,
+        image_dim=20,
+        backbone=PointMAEConfig(reconstruction="none", **BACKBONE),
+    )
     values.update(extra)
     return CASTConfig(**values)
 
@@ -28,7 +38,11 @@ def inputs(b=2, n=128):
 def test_any_prompt_subset_gives_a_heat_map_per_point(fusion):
     model = CAST(config(fusion=fusion)).eval()
     points, text, text_mask, image = inputs()
-    for kwargs in ({"text": text, "text_mask": text_mask}, {"image": image}, {"text": text, "text_mask": text_mask, "image": image}):
+    for kwargs in (
+        {"text": text, "text_mask": text_mask},
+        {"image": image},
+        {"text": text, "text_mask": text_mask, "image": image},
+    ):
         logits = model(points, **kwargs)
         assert logits.shape == (2, 128) and torch.isfinite(logits).all()
     both = model(points, text=text, text_mask=text_mask, image=image)
@@ -42,7 +56,9 @@ def test_padding_is_ignored():
     points, text, text_mask, _ = inputs()
     changed = text.clone()
     changed[1, 3:] = 100.0  # only padded positions change
-    assert torch.allclose(model(points, text=text, text_mask=text_mask), model(points, text=changed, text_mask=text_mask), atol=1e-5)
+    assert torch.allclose(
+        model(points, text=text, text_mask=text_mask), model(points, text=changed, text_mask=text_mask), atol=1e-5
+    )
 
 
 def test_official_settings_have_one_prompt_type_and_no_null_token():
@@ -60,7 +76,9 @@ def test_takes_over_a_cmat_backbone_and_saves_strictly(tmp_path):
     left = model.load_backbone(tmp_path / "cmat")
     assert left and all(key.startswith(("slot_embed", "centre_head")) for key in left)
     assert torch.equal(model.backbone.norm.weight, pretrained.norm.weight)
-    wider = CAST(config(backbone=PointMAEConfig(reconstruction="none", **{**BACKBONE, "trans_dim": 64, "encoder_dims": 64})))
+    wider = CAST(
+        config(backbone=PointMAEConfig(reconstruction="none", **{**BACKBONE, "trans_dim": 64, "encoder_dims": 64}))
+    )
     with pytest.raises(InputError, match="trans_dim"):
         wider.load_backbone(tmp_path / "cmat")
     model.eval().save_pretrained(tmp_path / "cast")

@@ -19,7 +19,9 @@ def test_help_version_and_verbs(afcli_cmd):
 def test_synth_import_info_json(afcli_cmd, tmp_path):
     shapes, store = tmp_path / "s", tmp_path / "s.h5"
     afcli_cmd("data", "synth", shapes, "--n", 13, "--seed", 1, check=0)
-    imported = json.loads(afcli_cmd("--json", "data", "import", shapes, "--store", store, "--points", 256, check=0).stdout)
+    imported = json.loads(
+        afcli_cmd("--json", "data", "import", shapes, "--store", store, "--points", 256, check=0).stdout
+    )
     assert imported["imported"] == 13 and imported["skipped"] == []
     again = json.loads(afcli_cmd("data", "import", shapes, "--store", store, "--points", 256, "--json", check=0).stdout)
     assert again["imported"] == 0 and again["already_done"] == 13
@@ -70,7 +72,9 @@ def test_bad_input_exit_codes(afcli_cmd, tmp_path, synth_store, piad_demo):
     one_line_error(result, "nowhere", "no such file or folder")
 
     (tmp_path / "empty").mkdir()
-    one_line_error(afcli_cmd("data", "import", tmp_path / "empty", "--store", tmp_path / "x.h5", check=2), "no shapes here")
+    one_line_error(
+        afcli_cmd("data", "import", tmp_path / "empty", "--store", tmp_path / "x.h5", check=2), "no shapes here"
+    )
 
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -80,7 +84,9 @@ def test_bad_input_exit_codes(afcli_cmd, tmp_path, synth_store, piad_demo):
 
     np.save(bad / "nan.npy", np.array([[0.0, np.nan, 0.0]] * 10))
     one_line_error(afcli_cmd("data", "import", bad, "--store", tmp_path / "x.h5", check=2), "empty.obj")
-    skipped = json.loads(afcli_cmd("data", "import", bad, "--store", tmp_path / "y.h5", "--skip-bad", "--json", check=0).stdout)
+    skipped = json.loads(
+        afcli_cmd("data", "import", bad, "--store", tmp_path / "y.h5", "--skip-bad", "--json", check=0).stdout
+    )
     assert len(skipped["skipped"]) == 2
 
     one_line_error(afcli_cmd("store", "info", tmp_path / "missing.h5", check=2), "missing.h5", "no such store")
@@ -96,7 +102,9 @@ def test_bad_input_exit_codes(afcli_cmd, tmp_path, synth_store, piad_demo):
     one_line_error(afcli_cmd("data", "import", piad_demo, "--store", synth_store, check=2), "512 points per sample")
     assert (synth_store.stat().st_size, synth_store.read_bytes()) == before
 
-    one_line_error(afcli_cmd("data", "import", piad_demo, "--store", tmp_path / "z.h5", "--shard", "x", check=2), "--shard")
+    one_line_error(
+        afcli_cmd("data", "import", piad_demo, "--store", tmp_path / "z.h5", "--shard", "x", check=2), "--shard"
+    )
     assert afcli_cmd("data", "import", "--bogus", check=2).returncode == 2
 
 

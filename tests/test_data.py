@@ -18,7 +18,6 @@ from afcli.errors import InputError
 from afcli.store import StoreDataset, open_store, verify_store
 
 
-
 def tree_bytes(root):
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 

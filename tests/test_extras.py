@@ -11,9 +11,9 @@ import sys
 import tomllib
 
 import pytest
+from conftest import ROOT
 
 from afcli.extras import OPTIONAL
-from conftest import ROOT
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
@@ -32,7 +32,9 @@ def _imports(path):
 
 
 def test_optional_table_matches_the_extras():
-    extras = {extra: {_name(r) for r in requirements} for extra, requirements in PYPROJECT["optional-dependencies"].items()}
+    extras = {
+        extra: {_name(r) for r in requirements} for extra, requirements in PYPROJECT["optional-dependencies"].items()
+    }
     for module, (distribution, extra) in OPTIONAL.items():
         assert _name(distribution) in extras[extra], f"{module}: {distribution} is not in the {extra!r} extra"
 
@@ -59,15 +61,32 @@ MISSING = [
     ("open_clip", ["lift", "{store}", "--teacher", "clip"], "afcli[teachers]"),
     ("efficientnet_lite_pytorch", ["lift", "{store}", "--teacher", "effnet-lite0"], "afcli[offline]"),
     ("embreex", ["render", "{store}", "--backend", "embree"], "afcli[render]"),
-    ("transformers", ["finetune", "cast", "--store", "{store}", "--recipe", str(ROOT / "recipes/cast/synth.yaml"), "--run", "{tmp}/run"],
-     "afcli[teachers]"),
+    (
+        "transformers",
+        [
+            "finetune",
+            "cast",
+            "--store",
+            "{store}",
+            "--recipe",
+            str(ROOT / "recipes/cast/synth.yaml"),
+            "--run",
+            "{tmp}/run",
+        ],
+        "afcli[teachers]",
+    ),
     ("onnxruntime", ["export", "onnx", "--checkpoint", "{tmp}/run", "--out", "{tmp}/cast.onnx"], "afcli[export]"),
 ]
 
 
 def _without(module: str, args: list[str]) -> subprocess.CompletedProcess:
-    code = f"import sys; sys.modules[{module!r}] = None; sys.argv = ['afcli', *{args!r}]; from afcli.cli import main; main()"
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    code = (
+        f"import sys; sys.modules[{module!r}] = None; sys.argv = ['afcli', *{args!r}]; "
+        "from afcli.cli import main; main()"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}
+    )
 
 
 @pytest.mark.parametrize("module, args, extra", MISSING, ids=[f"{a[0]}-{m}" for m, a, _ in MISSING])

@@ -8,12 +8,12 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_CAST
+from test_laso import write_laso
 
 from afcli.errors import InputError
 from afcli.store import merge_stores, open_store, verify_store
 from afcli.store.queries import read_queries
-from conftest import TINY_CAST
-from test_laso import write_laso
 
 
 def test_synth_queries(cast_store):
@@ -23,7 +23,10 @@ def test_synth_queries(cast_store):
         for r in range(len(table)):
             gt = f["labels/affordance"][table.sample[r]][:, channels.index(table.affordance[r])]
             assert gt.max() == 1.0  # a query asks about an affordance the shape offers
-            assert table.image[r].startswith("render:") and table.image[r] != f"render:{f['samples/id'][table.sample[r]].decode()}"
+            assert (
+                table.image[r].startswith("render:")
+                and table.image[r] != f"render:{f['samples/id'][table.sample[r]].decode()}"
+            )
             assert len(table.text[r]) >= 3
     assert {"train", "val", "test"} <= set(table.split)
     assert verify_store(cast_store)["ok"]
@@ -91,8 +94,22 @@ def test_piad_demo_samples_evaluate_end_to_end(tmp_path, cast_run, afcli_cmd, an
         assert all(table.sample[r] == -1 or table.split[r] == "val" for r in table.rows("train"))
     run, _ = cast_run
     predictions = tmp_path / "pred.npz"
-    result = afcli_cmd("eval", "piad", "--checkpoint", run, "--store", store, "--prompt", "image", "--save-predictions", predictions,
-                       "--device", "cpu", "--json", check=0)
+    result = afcli_cmd(
+        "eval",
+        "piad",
+        "--checkpoint",
+        run,
+        "--store",
+        store,
+        "--prompt",
+        "image",
+        "--save-predictions",
+        predictions,
+        "--device",
+        "cpu",
+        "--json",
+        check=0,
+    )
     scored = json.loads(result.stdout)[0]
     assert scored["queries"] == 2 and scored["prompts"] == ["image"]
     with np.load(predictions) as saved:
@@ -116,10 +133,23 @@ def test_piadv2_import_pairs_training_images_with_a_pool(tmp_path):
             entries = []
             for instance in instances:
                 for affordance in ("grasp", "contain"):
-                    path = root / "Seen" / kind / "Mug" / instance / affordance / f"{instance}_{affordance}.{'npy' if kind == 'Point' else 'jpg'}"
+                    path = (
+                        root
+                        / "Seen"
+                        / kind
+                        / "Mug"
+                        / instance
+                        / affordance
+                        / f"{instance}_{affordance}.{'npy' if kind == 'Point' else 'jpg'}"
+                    )
                     path.parent.mkdir(parents=True, exist_ok=True)
                     if kind == "Point":
-                        np.save(path, np.concatenate([rng.random((2048, 3)), (rng.random((2048, 1)) > 0.7)], 1).astype(np.float32))
+                        np.save(
+                            path,
+                            np.concatenate([rng.random((2048, 3)), (rng.random((2048, 1)) > 0.7)], 1).astype(
+                                np.float32
+                            ),
+                        )
                     else:
                         from PIL import Image
 
@@ -136,9 +166,14 @@ def test_piadv2_import_pairs_training_images_with_a_pool(tmp_path):
         ids = [i.decode() for i in f["samples/id"][:]]
         for index in range(4):
             row = data.sample_row(index, np.random.default_rng(index))
-            assert ids[row].startswith("train/Mug/") and ids[row].split("/")[3] == data.table.affordance[data.rows[index]]
+            assert (
+                ids[row].startswith("train/Mug/") and ids[row].split("/")[3] == data.table.affordance[data.rows[index]]
+            )
         test = QueryData(tmp_path / "v2.h5", "test", {"text": None, "image": None}, training=False)
-        assert [ids[test.sample_row(i, None)] for i in range(2)] == ["test/Mug/m4/grasp/m4_grasp", "test/Mug/m4/contain/m4_contain"]
+        assert [ids[test.sample_row(i, None)] for i in range(2)] == [
+            "test/Mug/m4/grasp/m4_grasp",
+            "test/Mug/m4/contain/m4_contain",
+        ]
     assert verify_store(tmp_path / "v2.h5")["ok"]
 
 
@@ -177,7 +212,9 @@ def test_finetune_selects_on_val_and_resumes(cast_run, afcli_cmd):
     assert (run / "best" / "cast_config.json").is_file() and (run / "expected.yaml").is_file()
     config = json.loads((run / "best" / "cast_config.json").read_text())
     assert config["text_dim"] == 384 and config["image_dim"] == 1280  # MiniLM-L6, EfficientNet-Lite0 s32
-    resumed = afcli_cmd("finetune", "cast", "--run", run, "--resume", "--epochs", "3", "--device", "cpu", "--json", check=0)
+    resumed = afcli_cmd(
+        "finetune", "cast", "--run", run, "--resume", "--epochs", "3", "--device", "cpu", "--json", check=0
+    )
     assert json.loads(resumed.stdout)["resumed_from"] == 2
     again = afcli_cmd("finetune", "cast", "--run", run, "--store", "x.h5", check=2)
     assert "already holds a run" in again.stderr or "no such" in again.stderr
@@ -186,10 +223,26 @@ def test_finetune_selects_on_val_and_resumes(cast_run, afcli_cmd):
 def test_eval_synth_matches_saved_predictions(cast_run, tmp_path, afcli_cmd):
     run, _ = cast_run
     predictions, figures = tmp_path / "p.npz", tmp_path / "figures"
-    out = afcli_cmd("eval", "synth", "--checkpoint", run, "--save-predictions", predictions, "--figures", figures, "--votes", "2",
-                    "--device", "cpu", "--json", check=0)
+    out = afcli_cmd(
+        "eval",
+        "synth",
+        "--checkpoint",
+        run,
+        "--save-predictions",
+        predictions,
+        "--figures",
+        figures,
+        "--votes",
+        "2",
+        "--device",
+        "cpu",
+        "--json",
+        check=0,
+    )
     result = json.loads(out.stdout)[0]
-    assert result["votes"] == 2 and result["prompts"] == ["text", "image"] and result["expected"]["test"]["aiou"] == 50.0
+    assert (
+        result["votes"] == 2 and result["prompts"] == ["text", "image"] and result["expected"]["test"]["aiou"] == 50.0
+    )
     rescored = json.loads(afcli_cmd("eval", "affordance", "--predictions", predictions, "--json", check=0).stdout)
     for metric in ("aiou", "auc", "sim", "mae"):
         assert rescored["overall"][metric] == pytest.approx(result["results"]["all"]["overall"][metric], abs=1e-6)
@@ -204,10 +257,28 @@ def test_null_prompt_matches_a_missing_modality():
     from afcli.models.point_mae import PointMAEConfig
 
     torch.manual_seed(0)
-    backbone = PointMAEConfig(depth=1, trans_dim=32, encoder_dims=32, num_heads=2, decoder_heads=2, num_group=8, group_size=16,
-                              reconstruction="none")
-    model = CAST(CASTConfig(backbone=backbone, width=32, fusion_layers=1, fusion_heads=2, fusion_ffn=32, head_hidden=16,
-                            text_dim=12, image_dim=10)).eval()
+    backbone = PointMAEConfig(
+        depth=1,
+        trans_dim=32,
+        encoder_dims=32,
+        num_heads=2,
+        decoder_heads=2,
+        num_group=8,
+        group_size=16,
+        reconstruction="none",
+    )
+    model = CAST(
+        CASTConfig(
+            backbone=backbone,
+            width=32,
+            fusion_layers=1,
+            fusion_heads=2,
+            fusion_ffn=32,
+            head_hidden=16,
+            text_dim=12,
+            image_dim=10,
+        )
+    ).eval()
     points, text, image = torch.rand(2, 256, 3), torch.rand(2, 5, 12), torch.rand(2, 1, 10)
     present = torch.tensor([False, True])
     mixed = model(points, text=text, image=image, text_present=present)
@@ -226,8 +297,16 @@ def test_text_encoder_loads_a_local_roberta(tmp_path):
 
     tokenizer = AutoTokenizer.from_pretrained(_minilm_folder())
     torch.manual_seed(0)
-    RobertaModel(RobertaConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                               intermediate_size=32, pad_token_id=tokenizer.pad_token_id)).save_pretrained(tmp_path / "roberta")
+    RobertaModel(
+        RobertaConfig(
+            vocab_size=tokenizer.vocab_size,
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    ).save_pretrained(tmp_path / "roberta")
     tokenizer.save_pretrained(tmp_path / "roberta")
     pooled = TextEncoder("roberta-base", weights=str(tmp_path / "roberta"))
     tokens = TextEncoder("roberta-base", weights=str(tmp_path / "roberta"), pool="tokens")
@@ -243,15 +322,33 @@ def test_text_encoder_loads_a_local_roberta(tmp_path):
 
 def test_export_torchscript_onnx_and_ply(cast_run, tmp_path, afcli_cmd):
     run, _ = cast_run
-    out = afcli_cmd("export", "torchscript", "--checkpoint", run, "--out", tmp_path / "cast.pt", "--points", "256", "--json", check=0)
+    out = afcli_cmd(
+        "export",
+        "torchscript",
+        "--checkpoint",
+        run,
+        "--out",
+        tmp_path / "cast.pt",
+        "--points",
+        "256",
+        "--json",
+        check=0,
+    )
     result = json.loads(out.stdout)
     assert result["max_abs_difference"] <= 1e-4 and result["inputs"]["points"] == [1, 256, 3]
     onnxruntime = pytest.importorskip("onnxruntime")
-    out = afcli_cmd("export", "onnx", "--checkpoint", run, "--out", tmp_path / "cast.onnx", "--points", "256", "--json", check=0)
+    out = afcli_cmd(
+        "export", "onnx", "--checkpoint", run, "--out", tmp_path / "cast.onnx", "--points", "256", "--json", check=0
+    )
     assert json.loads(out.stdout)["max_abs_difference"] <= 1e-4
     loaded = torch.jit.load(str(tmp_path / "cast.pt"))
-    inputs = [torch.rand(1, 256, 3), torch.rand(1, 1, 384), torch.ones(1, 1, dtype=torch.bool), torch.rand(1, 1, 1280),
-              torch.ones(1, 1, dtype=torch.bool)]
+    inputs = [
+        torch.rand(1, 256, 3),
+        torch.rand(1, 1, 384),
+        torch.ones(1, 1, dtype=torch.bool),
+        torch.rand(1, 1, 1280),
+        torch.ones(1, 1, dtype=torch.bool),
+    ]
     from afcli.export import HeatMap
     from afcli.models.cast import CAST
 
@@ -292,7 +389,12 @@ def test_cast_recipes_load_and_carry_expected_numbers():
         if path.stem != "synth":
             assert raw["expected"]["protocol"] == "standard" and raw["source"] in ("paper", "official-code")
     laso, _ = load_recipe(recipes[0].parent / "laso-official.yaml", CASTSettings, "finetune")
-    assert (laso.model.fusion, laso.loss.focal_weight, laso.backbone_lr_scale, laso.prompts.text_pool) == ("points", 0.5, 0.2, "tokens")
+    assert (laso.model.fusion, laso.loss.focal_weight, laso.backbone_lr_scale, laso.prompts.text_pool) == (
+        "points",
+        0.5,
+        0.2,
+        "tokens",
+    )
 
 
 def test_precise_bn_makes_eval_match_train_on_the_calibration_batch(cast_run):
@@ -333,12 +435,21 @@ def test_knn_ties_in_onnx_follow_the_index_order(tmp_path):
             return knn(points, queries, 8)[0]
 
     square = torch.tensor([[1.0, 0, 0], [0, 1, 0], [-1, 0, 0], [0, -1, 0]])
-    rings = torch.cat([square * 3, square, square * 2, square * 5])[torch.randperm(16, generator=torch.Generator().manual_seed(0))]
+    rings = torch.cat([square * 3, square, square * 2, square * 5])[
+        torch.randperm(16, generator=torch.Generator().manual_seed(0))
+    ]
     grid = rings.unsqueeze(0)  # distances 1, 2, 3, 5 from the origin, four points each, shuffled
     queries = torch.zeros(1, 2, 3)
     with torch.no_grad(), traceable():
         expected = Neighbours()(grid, queries)
-        torch.onnx.export(Neighbours(), (grid, queries), str(tmp_path / "knn.onnx"), input_names=["p", "q"], dynamo=False, opset_version=17)
+        torch.onnx.export(
+            Neighbours(),
+            (grid, queries),
+            str(tmp_path / "knn.onnx"),
+            input_names=["p", "q"],
+            dynamo=False,
+            opset_version=17,
+        )
     session = onnxruntime.InferenceSession(str(tmp_path / "knn.onnx"), providers=["CPUExecutionProvider"])
     got = session.run(None, {"p": grid.numpy(), "q": queries.numpy()})[0]
     np.testing.assert_array_equal(got, expected.numpy())
@@ -393,13 +504,37 @@ def test_laso_recipe_run_reports_seen_unseen_against_the_paper(tmp_path, afcli_c
     store = tmp_path / "laso.h5"
     afcli_cmd("data", "import", root, "--benchmark", "laso", "--store", store, check=0)
     recipe = Path(__file__).resolve().parents[1] / "recipes" / "cast" / "laso-paper.yaml"
-    afcli_cmd("finetune", "cast", "--recipe", recipe, "--store", store, "--text", "minilm-l6", "--epochs", "1", "--batch-size", "2",
-              "--run", tmp_path / "run", "--device", "cpu", *TINY_CAST, check=0)
-    result = json.loads(afcli_cmd("eval", "laso", "--checkpoint", tmp_path / "run", "--device", "cpu", "--json", check=0).stdout)[0]
+    afcli_cmd(
+        "finetune",
+        "cast",
+        "--recipe",
+        recipe,
+        "--store",
+        store,
+        "--text",
+        "minilm-l6",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--run",
+        tmp_path / "run",
+        "--device",
+        "cpu",
+        *TINY_CAST,
+        check=0,
+    )
+    result = json.loads(
+        afcli_cmd("eval", "laso", "--checkpoint", tmp_path / "run", "--device", "cpu", "--json", check=0).stdout
+    )[0]
     assert result["votes"] == 3 and result["prompts"] == ["text"]
     # Fixture test pairs: mug/grasp (seen), scissors/cut (unseen), scissors/move (neither), door/pull (neither).
-    assert result["results"]["seen"]["overall"]["samples"] == 1 and result["results"]["unseen"]["overall"]["samples"] == 1
+    assert (
+        result["results"]["seen"]["overall"]["samples"] == 1 and result["results"]["unseen"]["overall"]["samples"] == 1
+    )
     assert result["results"]["all"]["overall"]["samples"] == 4
     assert result["expected"]["seen"]["aiou"] == 21.7 and result["expected"]["unseen"]["aiou"] == 17.5
-    shown = afcli_cmd("eval", "laso", "--checkpoint", tmp_path / "run", "--device", "cpu", "--votes", "1", check=0).stdout
+    shown = afcli_cmd(
+        "eval", "laso", "--checkpoint", tmp_path / "run", "--device", "cpu", "--votes", "1", check=0
+    ).stdout
     assert "obtained vs expected" in shown and "21.7" in shown

@@ -89,7 +89,11 @@ def test_hidden_points_never_get_the_occluders_features(kind):
     points, face = torch.tensor(xyz, dtype=torch.float32), torch.tensor(face)
     owner = owner_face[face]
     if kind == "mesh":
-        shape, own, owner_of_id = Shape(torch.tensor(scene.vertices, dtype=torch.float32), torch.tensor(scene.faces)), face, owner_face
+        shape, own, owner_of_id = (
+            Shape(torch.tensor(scene.vertices, dtype=torch.float32), torch.tensor(scene.faces)),
+            face,
+            owner_face,
+        )
     else:
         shape, own, owner_of_id = Shape(points), torch.arange(len(points)), owner
     cameras = make_rig("sphere", 12, SIZE)
@@ -116,7 +120,9 @@ def test_bilinear_is_grid_sample_without_aligned_corners():
     pixels = torch.cat([pixels, torch.tensor([[-0.5, -0.5], [width - 0.5, height - 0.5], [0.0, 0.0]])])
     ours = sample_cells(feature_map, pixels, height, width, "bilinear")
     grid = torch.stack([(pixels[:, 0] + 0.5) / width * 2 - 1, (pixels[:, 1] + 0.5) / height * 2 - 1], -1)
-    reference = torch.nn.functional.grid_sample(feature_map[None], grid[None, None], mode="bilinear", padding_mode="border", align_corners=False)
+    reference = torch.nn.functional.grid_sample(
+        feature_map[None], grid[None, None], mode="bilinear", padding_mode="border", align_corners=False
+    )
     assert torch.allclose(ours, reference[0, :, 0].T, atol=1e-5)
 
 
@@ -153,7 +159,14 @@ def test_aggregation_options():
     normals = torch.tensor([[0.0, 0.0, 1.0]] * 3)
     centres = torch.tensor([[0.0, 0.0, 2.0], [2.0, 0.0, 0.0]])  # view 0 head-on, view 1 grazing
     weighted, _, _ = lift_features(
-        points, maps, pixels, visible, (1, 1), LiftOptions(view_weight="cosine"), normals=normals, camera_centres=centres
+        points,
+        maps,
+        pixels,
+        visible,
+        (1, 1),
+        LiftOptions(view_weight="cosine"),
+        normals=normals,
+        camera_centres=centres,
     )
     assert torch.allclose(weighted[0], torch.tensor([1.0, 1.0]), atol=1e-6)
 

@@ -7,12 +7,12 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT
 
 from afcli.config import load_recipe
 from afcli.errors import InputError
 from afcli.lift.pipeline import LiftSettings, RenderSettings, lift_store
 from afcli.store.schema import DONE, PENDING
-from conftest import ROOT
 
 
 @pytest.fixture
@@ -39,13 +39,17 @@ def test_lift_a_folder_of_shapes_then_skip_everything(afcli_cmd, tmp_path, tiny_
         assert attrs["views"] == 12 and attrs["size"] == 224 and attrs["interp"] == "nearest"
         assert len(attrs["weights_sha256"]) == 64 and attrs["afcli_version"]
         assert f["features/dinov3-vitl16_seen"][:].mean() > 0.8
-    again = json.loads(afcli_cmd("--json", "lift", "--teacher", "dinov3", shapes, "--weights", tiny_weights["dinov3"], check=0).stdout)
+    again = json.loads(
+        afcli_cmd("--json", "lift", "--teacher", "dinov3", shapes, "--weights", tiny_weights["dinov3"], check=0).stdout
+    )
     assert again["lifted"] == 0 and again["already_done"] == 40
 
 
 @pytest.mark.parametrize("spec,key", [("dinov2:vits14-reg", "dinov2-reg"), ("clip", "clip")])
 def test_other_teachers_lift(store_copy, tiny_weights, spec, key):
-    report = lift_store(store_copy, LiftSettings(teacher=spec, weights=str(tiny_weights[key]), render=RenderSettings(size=112)))
+    report = lift_store(
+        store_copy, LiftSettings(teacher=spec, weights=str(tiny_weights[key]), render=RenderSettings(size=112))
+    )
     with h5py.File(store_copy, "r") as f:
         features = f[report["array"]]
         assert features.shape == (report["samples"], 512, report["dim"]) and features.dtype == np.float16
@@ -53,7 +57,9 @@ def test_other_teachers_lift(store_copy, tiny_weights, spec, key):
 
 
 def test_same_inputs_same_bits_and_resume(store_copy, tmp_path, tiny_weights):
-    settings = LiftSettings(teacher="dinov3:vits16", weights=str(tiny_weights["dinov3"]), render=RenderSettings(size=112))
+    settings = LiftSettings(
+        teacher="dinov3:vits16", weights=str(tiny_weights["dinov3"]), render=RenderSettings(size=112)
+    )
     other = tmp_path / "other.h5"
     shutil.copy(store_copy, other)
     first = lift_store(store_copy, settings)
@@ -73,7 +79,9 @@ def test_same_inputs_same_bits_and_resume(store_copy, tmp_path, tiny_weights):
 
 
 def test_changed_settings_need_overwrite(store_copy, tiny_weights):
-    settings = LiftSettings(teacher="dinov3:vits16", weights=str(tiny_weights["dinov3"]), render=RenderSettings(size=64))
+    settings = LiftSettings(
+        teacher="dinov3:vits16", weights=str(tiny_weights["dinov3"]), render=RenderSettings(size=64)
+    )
     first = lift_store(store_copy, settings)
     settings.lift.interp = "bilinear"
     with pytest.raises(InputError, match="interp=nearest.*--overwrite"):
@@ -84,7 +92,18 @@ def test_changed_settings_need_overwrite(store_copy, tiny_weights):
 
 def test_lift_piad_point_clouds(afcli_cmd, tmp_path, tiny_weights, piad_demo):
     store = tmp_path / "piad.h5"
-    result = afcli_cmd("--json", "lift", piad_demo, "--store", store, "--teacher", "dinov3:vitb16", "--weights", tiny_weights["dinov3"], check=0)
+    result = afcli_cmd(
+        "--json",
+        "lift",
+        piad_demo,
+        "--store",
+        store,
+        "--teacher",
+        "dinov3:vitb16",
+        "--weights",
+        tiny_weights["dinov3"],
+        check=0,
+    )
     report = json.loads(result.stdout)
     assert report["lifted"] > 0
     with h5py.File(store, "r") as f:
@@ -96,7 +115,9 @@ def test_lift_piad_point_clouds(afcli_cmd, tmp_path, tiny_weights, piad_demo):
 def test_offline_without_weights_exits_2(afcli_cmd, tmp_path):
     shapes = tmp_path / "shapes"
     afcli_cmd("data", "synth", shapes, "--n", "2", check=0)
-    result = afcli_cmd("lift", "--teacher", "dinov3", shapes, "--offline", check=2, env={"HF_HUB_CACHE": str(tmp_path / "cache")})
+    result = afcli_cmd(
+        "lift", "--teacher", "dinov3", shapes, "--offline", check=2, env={"HF_HUB_CACHE": str(tmp_path / "cache")}
+    )
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "facebook/dinov3-vitl16-pretrain-lvd1689m" in lines[0] and "hf download" in lines[0]
     assert afcli_cmd("lift", "--teacher", "dinov9", shapes, check=2).stderr.count("\n") == 1
@@ -134,7 +155,9 @@ def test_real_weights_separate_parts_better_than_random(store_copy, tmp_path):
 
 def test_render_keeps_views_and_writes_a_preview(afcli_cmd, store_copy, tmp_path):
     sheet = tmp_path / "sheet.png"
-    result = afcli_cmd("--json", "render", store_copy, "--views", "4", "--size", "64", "--keep-views", "--preview", sheet, check=0)
+    result = afcli_cmd(
+        "--json", "render", store_copy, "--views", "4", "--size", "64", "--keep-views", "--preview", sheet, check=0
+    )
     report = json.loads(result.stdout)
     with h5py.File(store_copy, "r") as f:
         count = f["samples/id"].shape[0]
@@ -155,7 +178,9 @@ def test_recipes_parse_and_reject_unknown_keys(tmp_path):
     paper, recipe = load_recipe(ROOT / "recipes" / "cmat" / "lift.yaml", LiftSettings, "lift")
     assert paper.teacher == "dinov3:vitl16" and paper.render.views == 12 and paper.lift.interp == "nearest"
     official, _ = load_recipe(ROOT / "recipes" / "cmat" / "lift-official.yaml", LiftSettings, "lift")
-    assert official.teacher == "dinov2:vits14-reg" and official.lift.interp == "bilinear" and official.teacher_size == 448
+    assert (
+        official.teacher == "dinov2:vits14-reg" and official.lift.interp == "bilinear" and official.teacher_size == 448
+    )
     bad = tmp_path / "bad.yaml"
     bad.write_text("stage: lift\nsettings:\n  render: {veiws: 3}\n")
     with pytest.raises(InputError, match="unknown setting render.veiws"):
@@ -164,7 +189,9 @@ def test_recipes_parse_and_reject_unknown_keys(tmp_path):
 
 def test_several_processes_match_one_and_leave_no_shards(store_copy, tmp_path, tiny_weights):
     """--gpus 2 logic on CPU processes: the merged result equals a one-process lift."""
-    settings = LiftSettings(teacher="dinov3:vits16", weights=str(tiny_weights["dinov3"]), device="cpu", render=RenderSettings(size=64))
+    settings = LiftSettings(
+        teacher="dinov3:vits16", weights=str(tiny_weights["dinov3"]), device="cpu", render=RenderSettings(size=64)
+    )
     single = tmp_path / "single.h5"
     shutil.copy(store_copy, single)
     one = lift_store(single, settings)
@@ -184,7 +211,9 @@ def test_shards_of_an_interrupted_run_are_merged_on_rerun(store_copy, tmp_path, 
     from afcli.lift.pipeline import _Job, _prepare, _rank_main, feature_attrs, load_settings_teacher
     from afcli.store import StoreWriter
 
-    settings = LiftSettings(teacher="dinov3:vits16", weights=str(tiny_weights["dinov3"]), device="cpu", render=RenderSettings(size=64))
+    settings = LiftSettings(
+        teacher="dinov3:vits16", weights=str(tiny_weights["dinov3"]), device="cpu", render=RenderSettings(size=64)
+    )
     reference = tmp_path / "reference.h5"
     shutil.copy(store_copy, reference)
     lift_store(reference, settings)
@@ -228,10 +257,14 @@ def test_ragged_store_of_clouds(tmp_path, tiny_weights):
                 xyz = rng.normal(size=(count, 3)).astype(np.float32)
                 xyz /= np.linalg.norm(xyz, axis=1, keepdims=True)  # points on a sphere, normals outward
                 writer.append_points(row, count)
-                writer.write(row, {"points/xyz": xyz, "points/normal": xyz, "points/face": np.full(count, -1, np.int32)})
+                writer.write(
+                    row, {"points/xyz": xyz, "points/normal": xyz, "points/face": np.full(count, -1, np.int32)}
+                )
                 writer.mark("import", row, DONE)
         rng = np.random.default_rng(0)
-    settings = LiftSettings(teacher="dinov3:vits16", weights=str(tiny_weights["dinov3"]), device="cpu", render=RenderSettings(size=64))
+    settings = LiftSettings(
+        teacher="dinov3:vits16", weights=str(tiny_weights["dinov3"]), device="cpu", render=RenderSettings(size=64)
+    )
     lift_store(stores[0], settings)
     lift_store(stores[1], settings, gpus=2)
     with h5py.File(stores[0], "r") as a, h5py.File(stores[1], "r") as b:
@@ -253,8 +286,20 @@ def test_sigkill_then_resume_gives_identical_features(store_copy, tmp_path, tiny
     shutil.copy(store_copy, killed)
 
     def command(store):
-        return [sys.executable, "-m", "afcli", "-q", "lift", str(store), "--teacher", "dinov3:vits16",
-                "--weights", str(tiny_weights["dinov3"]), "--size", "64"]
+        return [
+            sys.executable,
+            "-m",
+            "afcli",
+            "-q",
+            "lift",
+            str(store),
+            "--teacher",
+            "dinov3:vits16",
+            "--weights",
+            str(tiny_weights["dinov3"]),
+            "--size",
+            "64",
+        ]
 
     subprocess.run(command(store_copy), check=True)
     process = subprocess.Popen(command(killed))

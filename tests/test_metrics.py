@@ -115,10 +115,14 @@ def test_bad_predictions_are_input_errors(tmp_path, afcli_cmd):
 def test_cli_scores_a_predictions_file(tmp_path, afcli_cmd):
     pred, gt = cases()
     path = tmp_path / "pred.npz"
-    np.savez(path, pred=pred, gt=gt, object=np.array(["Mug", "Bag"] * 6), affordance=np.array(["grasp", "cut", "pour"] * 4))
+    np.savez(
+        path, pred=pred, gt=gt, object=np.array(["Mug", "Bag"] * 6), affordance=np.array(["grasp", "cut", "pour"] * 4)
+    )
     report = json.loads(afcli_cmd("--json", "eval", "affordance", "--predictions", path, check=0).stdout)
     assert report["protocol"] == "standard" and set(report["per_affordance"]) == {"grasp", "cut", "pour"}
-    pooled_report = json.loads(afcli_cmd("--json", "eval", "affordance", "--predictions", path, "--protocol", "cmat-pooled", check=0).stdout)
+    pooled_report = json.loads(
+        afcli_cmd("--json", "eval", "affordance", "--predictions", path, "--protocol", "cmat-pooled", check=0).stdout
+    )
     assert pooled_report["protocol"] == "cmat-pooled"
     shown = afcli_cmd("eval", "affordance", "--predictions", path, check=0).stdout
     assert "standard protocol" in shown and "empty ground truth" in shown

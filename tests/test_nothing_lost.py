@@ -17,12 +17,12 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_MODEL
 
 from afcli.data.importer import import_shapes
 from afcli.errors import InputError
 from afcli.store import DONE, StoreWriter, verify_store
 from afcli.store.inspect import reopen_unwritten
-from conftest import TINY_MODEL
 
 
 def arrays(path) -> dict:
@@ -46,8 +46,14 @@ def limited(limit_bytes: int, *args, cwd=None) -> subprocess.CompletedProcess:
     def limit():
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
 
-    return subprocess.run([sys.executable, "-m", "afcli", *map(str, args)], capture_output=True, text=True, preexec_fn=limit, cwd=cwd,
-                          env={**os.environ, "COLUMNS": "200"})
+    return subprocess.run(
+        [sys.executable, "-m", "afcli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        preexec_fn=limit,
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "200"},
+    )
 
 
 def error_line(result) -> str:
@@ -77,7 +83,18 @@ def test_a_failed_lift_write_leaves_features_pending(lifted_store, tiny_weights,
     shutil.copy(lifted_store, store)
     with h5py.File(store, "r+") as f:  # the same store before its lift
         del f["features/dinov3-vits16"], f["features/dinov3-vits16_seen"], f["status/lift-dinov3-vits16"]
-    lift = ["lift", store, "--teacher", "dinov3:vits16", "--weights", tiny_weights["dinov3"], "--size", 64, "--device", "cpu"]
+    lift = [
+        "lift",
+        store,
+        "--teacher",
+        "dinov3:vits16",
+        "--weights",
+        tiny_weights["dinov3"],
+        "--size",
+        64,
+        "--device",
+        "cpu",
+    ]
     result = limited(store.stat().st_size + 120_000, *lift)
     assert result.returncode == 2 and "disk full" in error_line(result), result.stderr
     with h5py.File(store, "r", swmr=True) as f:
@@ -147,7 +164,11 @@ def test_a_second_writer_through_another_name_is_refused(synth_store, tmp_path, 
     store = tmp_path / "store.h5"
     shutil.copy(synth_store, store)
     (tmp_path / "sub").mkdir()
-    other = {"symlink": tmp_path / "alias.h5", "hard link": tmp_path / "twin.h5", "other relative path": "sub/../store.h5"}[link]
+    other = {
+        "symlink": tmp_path / "alias.h5",
+        "hard link": tmp_path / "twin.h5",
+        "other relative path": "sub/../store.h5",
+    }[link]
     if link == "symlink":
         other.symlink_to("store.h5")
     elif link == "hard link":
@@ -214,7 +235,9 @@ def test_a_run_resumed_from_another_folder_trains_on_its_own_store(runs, monkeyp
     monkeypatch.chdir(runs.elsewhere)  # a shapes.h5 here too: the run must not pick it up
     result = resume_run(runs.home / "run", epochs=2, show_progress=False)
     assert result["epochs"] == 2 and result["resumed_from"] == 1
-    resumed, unbroken = (torch.load(runs.home / name / "model" / "model.pt", weights_only=True) for name in ("run", "unbroken"))
+    resumed, unbroken = (
+        torch.load(runs.home / name / "model" / "model.pt", weights_only=True) for name in ("run", "unbroken")
+    )
     assert all(torch.equal(resumed[key], unbroken[key]) for key in unbroken)
     with pytest.raises(InputError, match="not the store .* was trained on"):
         resume_run(runs.home / "run", epochs=3, store=runs.other, show_progress=False)
@@ -244,8 +267,23 @@ def test_a_run_killed_before_its_first_checkpoint_says_to_start_again(runs, afcl
 def test_a_run_that_cannot_write_its_checkpoint_leaves_no_temporaries(runs):
     """Pre-training that cannot write its model (a file-size limit here) stops with one line and
     removes its temporaries; the same command then starts the run afresh."""
-    command = ["pretrain", "cmat", "--store", "shapes.h5", "--teacher", "dinov3-vits16", "--epochs", "1", "--batch-size", "4",
-               "--device", "cpu", "--run", "run", *TINY_MODEL]
+    command = [
+        "pretrain",
+        "cmat",
+        "--store",
+        "shapes.h5",
+        "--teacher",
+        "dinov3-vits16",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+        "--run",
+        "run",
+        *TINY_MODEL,
+    ]
     result = limited(60_000, *command, cwd=runs.home)
     assert result.returncode == 2 and "disk full" in error_line(result), result.stderr
     assert not [path for path in (runs.home / "run").rglob("*") if ".tmp" in path.name]

@@ -23,6 +23,7 @@ def _compiled_ops(request):
             pytest.fail(message)
         pytest.skip(message)
 
+
 CASES = [(1, 37), (3, 1000), (2, 2048)]
 
 

@@ -5,6 +5,7 @@ import pytest
 from afcli.data.piad import image_affordance, read_boxes, read_lists
 from afcli.errors import InputError
 
+
 def test_demo_annotations(any_piad_demo):
     from PIL import Image
 
@@ -20,7 +21,11 @@ def test_demo_annotations(any_piad_demo):
 
 def test_lists_pair_line_by_line(tmp_path, piad_demo):
     (tmp_path / "Seen").mkdir()
-    for kind, name in (("Img", "Img_Test_Chair_sit_1.jpg"), ("Point", "Point_Test_Chair_1.txt"), ("Box", "Img_Test_Chair_sit_1.json")):
+    for kind, name in (
+        ("Img", "Img_Test_Chair_sit_1.jpg"),
+        ("Point", "Point_Test_Chair_1.txt"),
+        ("Box", "Img_Test_Chair_sit_1.json"),
+    ):
         (tmp_path / "Seen" / f"{kind}_Test.txt").write_text(f"{piad_demo / name}\n")
     lists = read_lists(tmp_path, "Seen", "Test")
     assert lists["Point"][0] == piad_demo / "Point_Test_Chair_1.txt"

@@ -16,7 +16,9 @@ def test_lists_and_points(tmp_path):
     (root / "Seen" / "Point_test.txt").write_text("Point/Mug/m01/grasp/m01_grasp.npy\n\n")
     (root / "Seen" / "Img_test.txt").write_text("/abs/Img/Mug/m01/grasp/Img_1.jpg\n")
     points = read_list(root, "Seen", "test", "Point")
-    assert len(points) == 1 and points[0].object == "Mug" and points[0].affordance == "grasp" and points[0].path == cloud
+    assert (
+        len(points) == 1 and points[0].object == "Mug" and points[0].affordance == "grasp" and points[0].path == cloud
+    )
     images = read_list(root, "Seen", "test", "Img")
     assert str(images[0].path) == "/abs/Img/Mug/m01/grasp/Img_1.jpg"
     xyz, mask = read_points(points[0].path)

@@ -9,12 +9,18 @@ from afcli.errors import InputError
 from afcli.losses.cmat import CMATLossConfig, affinity_loss, chamfer_l2, cmat_loss, koleo_loss, patch_features
 from afcli.models.point_mae import PointMAE, PointMAEConfig
 
-TINY = dict(depth=2, trans_dim=48, encoder_dims=48, num_heads=2, decoder_heads=2, decoder_depth=1, num_group=16, group_size=8)
+TINY = dict(
+    depth=2, trans_dim=48, encoder_dims=48, num_heads=2, decoder_heads=2, decoder_depth=1, num_group=16, group_size=8
+)
 
 
 def batch(b=3, n=128, seed=0):
     generator = torch.Generator().manual_seed(seed)
-    return torch.rand(b, n, 3, generator=generator), torch.rand(b, 16, generator=generator), torch.rand(b, 3, 2, generator=generator)
+    return (
+        torch.rand(b, n, 3, generator=generator),
+        torch.rand(b, 16, generator=generator),
+        torch.rand(b, 3, 2, generator=generator),
+    )
 
 
 @pytest.mark.parametrize("reconstruction", ["centers", "chamfer"])
@@ -98,7 +104,9 @@ def test_variants_pick_patch_sets_and_pooling():
     assert torch.allclose(target[0, 2], teacher[0][nearest == cell].mean(0), atol=1e-6)
     losses = cmat_loss(out, teacher, CMATLossConfig())
     assert set(losses) == {"rec", "aff", "div", "total"}
-    assert losses["total"].item() == pytest.approx((losses["rec"] + 0.1 * losses["aff"] + 0.2 * losses["div"]).item(), rel=1e-6)
+    assert losses["total"].item() == pytest.approx(
+        (losses["rec"] + 0.1 * losses["aff"] + 0.2 * losses["div"]).item(), rel=1e-6
+    )
     with pytest.raises(InputError, match="visible patches only"):
         CMATLossConfig(aff_student="tokens").check()
     with pytest.raises(InputError, match="loss.terms"):

@@ -11,6 +11,7 @@ import time
 import pytest
 import torch
 import yaml
+from conftest import ROOT, TINY_MODEL
 
 from afcli.config import apply_sets, load_recipe
 from afcli.engine.distributed import Launch
@@ -18,7 +19,6 @@ from afcli.engine.trainer import OptimSettings, learning_rate, parameter_groups
 from afcli.errors import InputError
 from afcli.models.point_mae import PointMAE
 from afcli.pretrain.cmat import CMATSettings, pretrain
-from conftest import ROOT, TINY_MODEL
 
 
 def tiny_settings(store, **extra) -> CMATSettings:
@@ -34,8 +34,23 @@ def tiny_settings(store, **extra) -> CMATSettings:
 
 def test_run_directory(afcli_cmd, lifted_store, tmp_path):
     run = tmp_path / "run"
-    result = afcli_cmd("--json", "pretrain", "cmat", "--store", lifted_store, "--teacher", "dinov3:vits16", "--epochs", "2",
-                       "--batch-size", "4", "--run", run, *TINY_MODEL, check=0)
+    result = afcli_cmd(
+        "--json",
+        "pretrain",
+        "cmat",
+        "--store",
+        lifted_store,
+        "--teacher",
+        "dinov3:vits16",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--run",
+        run,
+        *TINY_MODEL,
+        check=0,
+    )
     report = json.loads(result.stdout)
     assert report["epochs"] == 2 and set(report["last_epoch"]) == {"rec", "aff", "div", "total"}
     config = yaml.safe_load((run / "config.yaml").read_text())
@@ -48,7 +63,9 @@ def test_run_directory(afcli_cmd, lifted_store, tmp_path):
     assert state["epoch"] == 1 and {"model", "optimizer", "scaler"} <= set(state)
     model = PointMAE.from_pretrained(run / "model")
     assert model.config.depth == 2
-    again = afcli_cmd("pretrain", "cmat", "--store", lifted_store, "--teacher", "dinov3:vits16", "--run", run, *TINY_MODEL, check=2)
+    again = afcli_cmd(
+        "pretrain", "cmat", "--store", lifted_store, "--teacher", "dinov3:vits16", "--run", run, *TINY_MODEL, check=2
+    )
     assert "--resume" in again.stderr
 
 
@@ -56,9 +73,31 @@ def test_sigkill_mid_run_then_resume_matches_an_unbroken_run(lifted_store, tmp_p
     epochs = 12
 
     def command(run):
-        return [sys.executable, "-m", "afcli", "-q", "pretrain", "cmat", "--store", str(lifted_store), "--teacher", "dinov3-vits16",
-                "--epochs", str(epochs), "--batch-size", "4", "--run", str(run), "--device", "cpu",
-                "--set", "optim.warmup_epochs=1", "--set", "optim.lr=1e-3", *TINY_MODEL]
+        return [
+            sys.executable,
+            "-m",
+            "afcli",
+            "-q",
+            "pretrain",
+            "cmat",
+            "--store",
+            str(lifted_store),
+            "--teacher",
+            "dinov3-vits16",
+            "--epochs",
+            str(epochs),
+            "--batch-size",
+            "4",
+            "--run",
+            str(run),
+            "--device",
+            "cpu",
+            "--set",
+            "optim.warmup_epochs=1",
+            "--set",
+            "optim.lr=1e-3",
+            *TINY_MODEL,
+        ]
 
     unbroken, killed = tmp_path / "unbroken", tmp_path / "killed"
     subprocess.run(command(unbroken), check=True)  # same process setup (threads …) as the killed run
@@ -73,7 +112,9 @@ def test_sigkill_mid_run_then_resume_matches_an_unbroken_run(lifted_store, tmp_p
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert torch.load(killed / "last.pt", weights_only=True)["epoch"] < epochs - 1
-    subprocess.run([sys.executable, "-m", "afcli", "-q", "pretrain", "cmat", "--run", str(killed), "--resume"], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "afcli", "-q", "pretrain", "cmat", "--run", str(killed), "--resume"], check=True
+    )
     a = torch.load(unbroken / "model" / "model.pt", weights_only=True)
     b = torch.load(killed / "model" / "model.pt", weights_only=True)
     assert all(torch.equal(a[key], b[key]) for key in a)
@@ -102,9 +143,18 @@ def test_recipes_paper_is_the_default_and_official_differs_where_the_code_does()
     assert paper == defaults
     assert recipe["expected"]["piadv2_seen_aiou"]["full"] == 45.88
     official, _ = load_recipe(ROOT / "recipes" / "cmat" / "pretrain-official.yaml", CMATSettings, "pretrain")
-    assert (official.batch_size, official.optim.warmup_epochs, official.data.num_points, official.model.num_group) == (96, 5, 1024, 256)
+    assert (official.batch_size, official.optim.warmup_epochs, official.data.num_points, official.model.num_group) == (
+        96,
+        5,
+        1024,
+        256,
+    )
     assert official.model.reconstruction == "chamfer" and official.loss.enabled == ["rec", "aff"]
-    assert (official.loss.aff_patches, official.loss.aff_student, official.loss.aff_teacher) == ("visible", "tokens", "nearest")
+    assert (official.loss.aff_patches, official.loss.aff_student, official.loss.aff_teacher) == (
+        "visible",
+        "tokens",
+        "nearest",
+    )
     assert official.data.augment == "scale_translate" and official.data.sampling == "fps_random_start"
 
 
@@ -144,12 +194,16 @@ def test_teacher_names_mean_what_lift_means(name, lifted_store, tmp_path):
     settings = tiny_settings(lifted_store)
     settings.data.teacher, settings.epochs = name, 1
     pretrain(settings, tmp_path / "run", show_progress=False)
-    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["settings"]["data"]["teacher"] == "dinov3-vits16"
+    assert (
+        yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["settings"]["data"]["teacher"] == "dinov3-vits16"
+    )
 
 
 def test_probe_scores_held_out_shapes(afcli_cmd, lifted_store, tmp_path):
     pretrain(tiny_settings(lifted_store), tmp_path / "run", show_progress=False)
-    result = afcli_cmd("--json", "eval", "probe", "--checkpoint", tmp_path / "run", "--store", lifted_store, "--steps", "50", check=0)
+    result = afcli_cmd(
+        "--json", "eval", "probe", "--checkpoint", tmp_path / "run", "--store", lifted_store, "--steps", "50", check=0
+    )
     rows = json.loads(result.stdout)
     assert [row["model"] for row in rows] == ["random init", str(tmp_path / "run")]
     for row in rows:

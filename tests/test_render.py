@@ -72,7 +72,9 @@ def test_mesh_depth_is_the_surface():
     hit = views.index >= 0
     surface = (origins[:, None, None] + views.depth[..., None] * directions)[hit]
     triangles = torch.tensor(mesh.triangles, dtype=torch.float32)[views.index[hit]]
-    normal = torch.nn.functional.normalize(torch.linalg.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0]), dim=1)
+    normal = torch.nn.functional.normalize(
+        torch.linalg.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0]), dim=1
+    )
     assert ((surface - triangles[:, 0]) * normal).sum(1).abs().max() < 1e-4
 
 

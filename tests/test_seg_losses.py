@@ -17,9 +17,13 @@ def test_cast_loss_is_the_cmat_codes_lasloss():
     logits, target = inputs()
     p = [min(max(1 / (1 + math.exp(-x)), 1e-6), 1 - 1e-6) for x in logits.reshape(-1).tolist()]
     t = target.reshape(-1).tolist()
-    focal = sum(-0.25 * (1 - pi) ** 2 * ti * math.log(pi) - 0.75 * pi**2 * (1 - ti) * math.log(1 - pi) for pi, ti in zip(p, t)) / len(p)
+    focal = sum(
+        -0.25 * (1 - pi) ** 2 * ti * math.log(pi) - 0.75 * pi**2 * (1 - ti) * math.log(1 - pi) for pi, ti in zip(p, t)
+    ) / len(p)
     positive = (2 * sum(pi * ti for pi, ti in zip(p, t)) + 1e-6) / (sum(pi + ti for pi, ti in zip(p, t)) + 1e-6)
-    negative = (2 * sum((1 - pi) * (1 - ti) for pi, ti in zip(p, t)) + 1e-6) / (sum(2 - pi - ti for pi, ti in zip(p, t)) + 1e-6)
+    negative = (2 * sum((1 - pi) * (1 - ti) for pi, ti in zip(p, t)) + 1e-6) / (
+        sum(2 - pi - ti for pi, ti in zip(p, t)) + 1e-6
+    )
     losses = cast_loss(logits, target, focal_weight=0.5, dice_weight=1.0)
     assert losses["focal"].item() == pytest.approx(focal, rel=1e-5)
     assert losses["dice"].item() == pytest.approx(1.5 - positive - negative, rel=1e-5)
@@ -32,9 +36,13 @@ def test_hm_loss_is_lasos_iagnets_and_greats():
     total_focal, dice_terms = 0.0, []
     for p_row, t_row in zip(probabilities.tolist(), target.tolist()):
         for p, t in zip(p_row, t_row):
-            total_focal += -0.75 * p**2 * (1 - t) * math.log(1 - p + 1e-6) - 0.25 * (1 - p) ** 2 * t * math.log(p + 1e-6)
+            total_focal += -0.75 * p**2 * (1 - t) * math.log(1 - p + 1e-6) - 0.25 * (1 - p) ** 2 * t * math.log(
+                p + 1e-6
+            )
         positive = (sum(p * t for p, t in zip(p_row, t_row)) + 1e-6) / (sum(p + t for p, t in zip(p_row, t_row)) + 1e-6)
-        negative = (sum((1 - p) * (1 - t) for p, t in zip(p_row, t_row)) + 1e-6) / (sum(2 - p - t for p, t in zip(p_row, t_row)) + 1e-6)
+        negative = (sum((1 - p) * (1 - t) for p, t in zip(p_row, t_row)) + 1e-6) / (
+            sum(2 - p - t for p, t in zip(p_row, t_row)) + 1e-6
+        )
         dice_terms.append(1.5 - positive - negative)
     expected = total_focal / probabilities.numel() + sum(dice_terms) / len(dice_terms)
     assert hm_loss(probabilities, target).item() == pytest.approx(expected, rel=1e-5)

@@ -238,7 +238,9 @@ def test_verify_reports_damaged_bytes_and_goes_on(synth_store, tmp_path):
         handle.seek(offset)
         handle.write(np.random.default_rng(0).bytes(512))
     report = verify_store(damaged)
-    assert not report["ok"] and any("queries/text" in problem or "query table" in problem for problem in report["problems"])
+    assert not report["ok"] and any(
+        "queries/text" in problem or "query table" in problem for problem in report["problems"]
+    )
     size = synth_store.stat().st_size
     for seed in range(12):
         copy = tmp_path / f"fuzz{seed}.h5"

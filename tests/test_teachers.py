@@ -12,7 +12,12 @@ RGB = torch.randint(0, 256, (2, 224, 224, 3), dtype=torch.uint8)
 
 @pytest.mark.parametrize(
     "spec,key,grid",
-    [("dinov3:vitb16", "dinov3", 14), ("dinov2:vitb14", "dinov2", 16), ("dinov2:vits14-reg", "dinov2-reg", 16), ("clip", "clip", 14)],
+    [
+        ("dinov3:vitb16", "dinov3", 14),
+        ("dinov2:vitb14", "dinov2", 16),
+        ("dinov2:vits14-reg", "dinov2-reg", 16),
+        ("clip", "clip", 14),
+    ],
 )
 def test_tiny_teachers_give_patch_grids(tiny_weights, spec, key, grid):
     teacher = load_teacher(spec, weights=str(tiny_weights[key]))
@@ -42,7 +47,11 @@ def test_last_blocks_are_stacked_without_final_norm(tiny_weights):
     teacher = load_teacher("dinov2:vitb14", weights=str(tiny_weights["dinov2"]), blocks=2)
     assert teacher.id == "dinov2-vitb14-last2"
     features = teacher(RGB)
-    hidden = Dinov2Model.from_pretrained(tiny_weights["dinov2"]).eval()(pixel_values=teacher.preprocess(RGB), output_hidden_states=True).hidden_states
+    hidden = (
+        Dinov2Model.from_pretrained(tiny_weights["dinov2"])
+        .eval()(pixel_values=teacher.preprocess(RGB), output_hidden_states=True)
+        .hidden_states
+    )
     assert features.shape[1] == 2 * 32
     assert torch.allclose(features[:, 32:], hidden[-1][:, 1:].transpose(1, 2).reshape(2, 32, 16, 16), atol=1e-5)
 
@@ -61,7 +70,9 @@ def test_missing_weights_name_model_location_and_command(monkeypatch, tmp_path):
     with pytest.raises(InputError) as error:
         load_teacher("dinov3", offline=True)
     message = str(error.value)
-    assert "facebook/dinov3-vitl16-pretrain-lvd1689m" in message and str(tmp_path) in message and "hf download" in message
+    assert (
+        "facebook/dinov3-vitl16-pretrain-lvd1689m" in message and str(tmp_path) in message and "hf download" in message
+    )
     assert "\n" not in message
     with pytest.raises(InputError, match="no such weights"):
         load_teacher("dinov3", weights=str(tmp_path / "nope"))
@@ -86,9 +97,18 @@ def test_effnet_lite0_real_weights():
 def test_teacher_names_resolve_as_lift_names_them():
     from afcli.teachers import parse_teacher, teacher_id
 
-    assert teacher_id("effnet-lite0") == teacher_id("effnet-lite0:s16") == teacher_id("effnet-lite0-s16") == "effnet-lite0-s16"
-    assert teacher_id("dinov3") == "dinov3-vitl16" and teacher_id("dinov2-vitb14-reg-last4") == "dinov2-vitb14-reg-last4"
-    assert parse_teacher("dinov2-vitb14-reg") == ("dinov2", "vitb14-reg") and teacher_id("clip") == "clip-ViT-B-16@openai"
+    assert (
+        teacher_id("effnet-lite0")
+        == teacher_id("effnet-lite0:s16")
+        == teacher_id("effnet-lite0-s16")
+        == "effnet-lite0-s16"
+    )
+    assert (
+        teacher_id("dinov3") == "dinov3-vitl16" and teacher_id("dinov2-vitb14-reg-last4") == "dinov2-vitb14-reg-last4"
+    )
+    assert (
+        parse_teacher("dinov2-vitb14-reg") == ("dinov2", "vitb14-reg") and teacher_id("clip") == "clip-ViT-B-16@openai"
+    )
     with pytest.raises(InputError, match="unknown dinov3 variant"):
         teacher_id("dinov3-vitz99")
     with pytest.raises(InputError, match="unknown teacher"):

@@ -44,7 +44,9 @@ def _global(
     json: JsonOption = False,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors (and --json output)."),
     verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More detail; -vv shows tracebacks."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     """afcli: 3D affordance, correspondence and open-vocabulary segmentation from 2D foundation models."""
     apply_json(json)

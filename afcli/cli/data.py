@@ -11,7 +11,9 @@ from afcli.cli.common import JsonOption, apply_json, handle_errors
 from afcli.console import emit, progress, stdout, table
 from afcli.errors import InputError
 
-app = typer.Typer(help="Create the built-in shape set; import meshes, point clouds and datasets into a store.", no_args_is_help=True)
+app = typer.Typer(
+    help="Create the built-in shape set; import meshes, point clouds and datasets into a store.", no_args_is_help=True
+)
 
 
 @app.command("synth")
@@ -29,7 +31,9 @@ def synth(
     with progress("synth") as (advance, set_total):
         set_total(n)
         result = synthesize(out, n, seed, advance)
-    emit(result, lambda r: stdout.print(f"wrote {r['shapes']} shapes of {len(r['categories'])} categories to {r['out']}"))
+    emit(
+        result, lambda r: stdout.print(f"wrote {r['shapes']} shapes of {len(r['categories'])} categories to {r['out']}")
+    )
 
 
 def _parse_shard(value: str) -> tuple[int, int]:
@@ -43,14 +47,24 @@ def _parse_shard(value: str) -> tuple[int, int]:
 @app.command("import")
 @handle_errors
 def import_(
-    src: Path = typer.Argument(..., help="A synth folder, a folder of meshes / point clouds / PIAD files, or one file."),
+    src: Path = typer.Argument(
+        ..., help="A synth folder, a folder of meshes / point clouds / PIAD files, or one file."
+    ),
     store: Path = typer.Option(..., "--store", help="Store to create or extend (resumes an interrupted import)."),
     points: int = typer.Option(2048, "--points", help="Points per sample."),
     seed: int = typer.Option(0, "--seed", help="Seed of the per-sample surface sampling."),
-    skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable shapes (marked failed) instead of stopping."),
-    shard: str = typer.Option("0/1", "--shard", help="RANK/WORLD: import every WORLD-th shape into this rank's shard file."),
-    benchmark: Optional[str] = typer.Option(None, "--benchmark", help="SRC is a benchmark in its own format: laso, piad or piadv2."),
-    setting: Optional[str] = typer.Option(None, "--setting", help="Benchmark setting: PIAD Seen|Unseen, PIADv2 Seen|Unseen_aff|Unseen_obj [Seen]."),
+    skip_bad: bool = typer.Option(
+        False, "--skip-bad", help="Skip unreadable shapes (marked failed) instead of stopping."
+    ),
+    shard: str = typer.Option(
+        "0/1", "--shard", help="RANK/WORLD: import every WORLD-th shape into this rank's shard file."
+    ),
+    benchmark: Optional[str] = typer.Option(
+        None, "--benchmark", help="SRC is a benchmark in its own format: laso, piad or piadv2."
+    ),
+    setting: Optional[str] = typer.Option(
+        None, "--setting", help="Benchmark setting: PIAD Seen|Unseen, PIADv2 Seen|Unseen_aff|Unseen_obj [Seen]."
+    ),
     json: JsonOption = False,
 ) -> None:
     """Sample, normalise and label shapes into the store (points, normals, heat maps, part ids, queries)."""
@@ -61,10 +75,23 @@ def import_(
         if shard != "0/1" or skip_bad:
             raise InputError("--benchmark imports a whole benchmark: --shard and --skip-bad do not apply")
         with progress(f"import {benchmark}") as (advance, set_total):
-            result = import_benchmark(benchmark, src, store, setting=setting, num_points=points, seed=seed, advance=advance, on_total=set_total)
-        emit(result, lambda r: stdout.print(
-            f"{r['store']}: {r['benchmark']} imported {r['imported']} clouds (already done {r['already_done']}), "
-            f"{r['queries']} queries ({r['new_queries']} new)"))
+            result = import_benchmark(
+                benchmark,
+                src,
+                store,
+                setting=setting,
+                num_points=points,
+                seed=seed,
+                advance=advance,
+                on_total=set_total,
+            )
+        emit(
+            result,
+            lambda r: stdout.print(
+                f"{r['store']}: {r['benchmark']} imported {r['imported']} clouds (already done {r['already_done']}), "
+                f"{r['queries']} queries ({r['new_queries']} new)"
+            ),
+        )
         return
     if setting is not None:
         raise InputError("--setting needs --benchmark")
@@ -72,8 +99,14 @@ def import_(
 
     with progress("import") as (advance, set_total):
         result = import_shapes(
-            src, store, num_points=points, seed=seed, skip_bad=skip_bad, shard=_parse_shard(shard),
-            advance=advance, on_total=set_total,
+            src,
+            store,
+            num_points=points,
+            seed=seed,
+            skip_bad=skip_bad,
+            shard=_parse_shard(shard),
+            advance=advance,
+            on_total=set_total,
         )
 
     def render(r: dict) -> None:
@@ -82,6 +115,13 @@ def import_(
             f"{r['done']}/{r['samples']} samples done"
         )
         if r["skipped"]:
-            stdout.print(table(f"skipped {len(r['skipped'])}", ["id", "problem"], [(s["id"], s["error"]) for s in r["skipped"]], wrap_last=True))
+            stdout.print(
+                table(
+                    f"skipped {len(r['skipped'])}",
+                    ["id", "problem"],
+                    [(s["id"], s["error"]) for s in r["skipped"]],
+                    wrap_last=True,
+                )
+            )
 
     emit(result, render)

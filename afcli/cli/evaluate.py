@@ -10,7 +10,10 @@ import typer
 from afcli.cli.common import JsonOption, apply_json, handle_errors
 from afcli.console import emit, progress, stdout, table
 
-app = typer.Typer(help="Evaluate: CAST on LASO / PIAD / PIADv2 / the built-in set, saved predictions, the part probe.", no_args_is_help=True)
+app = typer.Typer(
+    help="Evaluate: CAST on LASO / PIAD / PIADv2 / the built-in set, saved predictions, the part probe.",
+    no_args_is_help=True,
+)
 
 BENCHMARK_HELP = {
     "laso": "LASO test queries (text prompts): seen and unseen filters and all; 3 votes as LASO's evaluation.",
@@ -21,7 +24,14 @@ BENCHMARK_HELP = {
 
 
 def _metric_row(name: str, m: dict) -> tuple:
-    return (name, str(m["samples"]), f"{100 * m['aiou']:.2f}", f"{100 * m['auc']:.2f}", f"{m['sim']:.4f}", f"{m['mae']:.4f}")
+    return (
+        name,
+        str(m["samples"]),
+        f"{100 * m['aiou']:.2f}",
+        f"{100 * m['auc']:.2f}",
+        f"{m['sim']:.4f}",
+        f"{m['mae']:.4f}",
+    )
 
 
 METRIC_COLUMNS = ["", "samples", "aIoU %", "AUC %", "SIM", "MAE"]
@@ -31,20 +41,40 @@ def _class_tables(scored: dict, prefix: str = "") -> None:
     """Per-object and per-affordance tables of one standard-protocol result."""
     for key, title in (("per_object", "per object"), ("per_affordance", "per affordance")):
         if key in scored:
-            stdout.print(table(prefix + title, METRIC_COLUMNS, [_metric_row(name, m) for name, m in scored[key].items()]))
+            stdout.print(
+                table(prefix + title, METRIC_COLUMNS, [_metric_row(name, m) for name, m in scored[key].items()])
+            )
 
 
 def _benchmark_command(benchmark: str):
     def command(
-        checkpoint: List[Path] = typer.Option(..., "--checkpoint", help="A CAST run directory (its best-on-val model); repeat to compare runs."),
-        store: Optional[Path] = typer.Option(None, "--store", help="Store with the queries [the run's training store]."),
+        checkpoint: List[Path] = typer.Option(
+            ..., "--checkpoint", help="A CAST run directory (its best-on-val model); repeat to compare runs."
+        ),
+        store: Optional[Path] = typer.Option(
+            None, "--store", help="Store with the queries [the run's training store]."
+        ),
         split: str = typer.Option("test", "--split", help="Query split to score: test or val."),
-        votes: Optional[int] = typer.Option(None, "--votes", help="Average this many passes over seeded point orders [3 for LASO, else 1]."),
-        protocol: str = typer.Option("standard", "--protocol", help="standard (LASO / IAGNet / GREAT, per sample) or cmat-pooled (the CMAT code)."),
-        prompt: str = typer.Option("auto", "--prompt", help="Prompts to feed: text, image, both, or auto (every encoder of the run)."),
-        save_predictions: Optional[Path] = typer.Option(None, "--save-predictions", help="Write pred, gt, object, affordance to FILE.npz."),
-        figures: Optional[Path] = typer.Option(None, "--figures", help="Write DIR/gallery.png: worst and best queries, predicted vs GT."),
-        recipe: Optional[Path] = typer.Option(None, "--recipe", help="Compare with this recipe's expected numbers [the run's]."),
+        votes: Optional[int] = typer.Option(
+            None, "--votes", help="Average this many passes over seeded point orders [3 for LASO, else 1]."
+        ),
+        protocol: str = typer.Option(
+            "standard",
+            "--protocol",
+            help="standard (LASO / IAGNet / GREAT, per sample) or cmat-pooled (the CMAT code).",
+        ),
+        prompt: str = typer.Option(
+            "auto", "--prompt", help="Prompts to feed: text, image, both, or auto (every encoder of the run)."
+        ),
+        save_predictions: Optional[Path] = typer.Option(
+            None, "--save-predictions", help="Write pred, gt, object, affordance to FILE.npz."
+        ),
+        figures: Optional[Path] = typer.Option(
+            None, "--figures", help="Write DIR/gallery.png: worst and best queries, predicted vs GT."
+        ),
+        recipe: Optional[Path] = typer.Option(
+            None, "--recipe", help="Compare with this recipe's expected numbers [the run's]."
+        ),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
         json: JsonOption = False,
     ) -> None:
@@ -52,8 +82,18 @@ def _benchmark_command(benchmark: str):
         from afcli.errors import InputError
         from afcli.eval.affordance import EvalOptions, comparison_rows, evaluate_run
 
-        options = EvalOptions(benchmark, store, split, votes, protocol, prompt, device=device, save_predictions=save_predictions,
-                              figures=figures, recipe=recipe)
+        options = EvalOptions(
+            benchmark,
+            store,
+            split,
+            votes,
+            protocol,
+            prompt,
+            device=device,
+            save_predictions=save_predictions,
+            figures=figures,
+            recipe=recipe,
+        )
         if len(checkpoint) > 1 and (save_predictions or figures):
             raise InputError("--save-predictions and --figures take one --checkpoint")
         results = []
@@ -63,15 +103,28 @@ def _benchmark_command(benchmark: str):
 
         def show(rs: list) -> None:
             r = rs[0]
-            title = f"{r['benchmark']} {r['split']}: {r['queries']} queries, {r['protocol']} protocol, {r['votes']} vote(s), prompts {'+'.join(r['prompts'])}"
-            rows = [(_metric_row(f"{x['run']} {name}" if len(rs) > 1 else name, scored["overall"])) for x in rs for name, scored in x["results"].items()]
+            title = (
+                f"{r['benchmark']} {r['split']}: {r['queries']} queries, {r['protocol']} protocol, "
+                f"{r['votes']} vote(s), prompts {'+'.join(r['prompts'])}"
+            )
+            rows = [
+                (_metric_row(f"{x['run']} {name}" if len(rs) > 1 else name, scored["overall"]))
+                for x in rs
+                for name, scored in x["results"].items()
+            ]
             if len(rs) == 1:
                 _class_tables(r["results"]["all"])
             stdout.print(table(title, METRIC_COLUMNS, rows))
             for x in rs:
                 if x["expected"]:
-                    stdout.print(table(f"{x['run']}: obtained vs expected ({x['expected'].get('protocol', 'standard')} protocol in the paper)",
-                                       ["subset", "metric", "obtained", "expected"], comparison_rows(x)))
+                    stdout.print(
+                        table(
+                            f"{x['run']}: obtained vs expected ({x['expected'].get('protocol', 'standard')} "
+                            "protocol in the paper)",
+                            ["subset", "metric", "obtained", "expected"],
+                            comparison_rows(x),
+                        )
+                    )
                 for key in ("predictions", "figures"):
                     if key in x:
                         stdout.print(f"{key}: {x[key]}")
@@ -89,8 +142,12 @@ for _name in BENCHMARK_HELP:
 @app.command("affordance")
 @handle_errors
 def affordance(
-    predictions: Path = typer.Option(..., "--predictions", help="A .npz with pred (S, P), gt (S, P) and optionally object, affordance (S,)."),
-    protocol: str = typer.Option("standard", "--protocol", help="standard (LASO / IAGNet / GREAT, per sample) or cmat-pooled (the CMAT code)."),
+    predictions: Path = typer.Option(
+        ..., "--predictions", help="A .npz with pred (S, P), gt (S, P) and optionally object, affordance (S,)."
+    ),
+    protocol: str = typer.Option(
+        "standard", "--protocol", help="standard (LASO / IAGNet / GREAT, per sample) or cmat-pooled (the CMAT code)."
+    ),
     json: JsonOption = False,
 ) -> None:
     """Score saved heat-map predictions with aIoU, AUC, SIM and MAE, as the benchmarks' code does."""
@@ -101,10 +158,17 @@ def affordance(
     result = evaluate(arrays["pred"], arrays["gt"], arrays.get("object"), arrays.get("affordance"), protocol)
 
     def show(r: dict) -> None:
-        stdout.print(table(f"affordance metrics ({r['protocol']} protocol)", METRIC_COLUMNS, [_metric_row("overall", r["overall"])]))
+        stdout.print(
+            table(
+                f"affordance metrics ({r['protocol']} protocol)", METRIC_COLUMNS, [_metric_row("overall", r["overall"])]
+            )
+        )
         _class_tables(r)
         if r.get("empty_gt_samples"):
-            stdout.print(f"{r['empty_gt_samples']} samples with empty ground truth: left out of aIoU and AUC, counted in SIM and MAE")
+            stdout.print(
+                f"{r['empty_gt_samples']} samples with empty ground truth: left out of aIoU and AUC, counted in "
+                "SIM and MAE"
+            )
 
     emit(result, show)
 
@@ -112,9 +176,13 @@ def affordance(
 @app.command("probe")
 @handle_errors
 def probe(
-    checkpoint: List[Path] = typer.Option(..., "--checkpoint", help="Run directory or saved model; repeat to compare several."),
+    checkpoint: List[Path] = typer.Option(
+        ..., "--checkpoint", help="Run directory or saved model; repeat to compare several."
+    ),
     store: Path = typer.Option(..., "--store", help="Store with part labels (e.g. the built-in set)."),
-    random_init: bool = typer.Option(True, "--random-init/--no-random-init", help="Also probe a randomly initialised backbone of the same shape."),
+    random_init: bool = typer.Option(
+        True, "--random-init/--no-random-init", help="Also probe a randomly initialised backbone of the same shape."
+    ),
     test_fraction: float = typer.Option(0.25, "--test-fraction", help="Share of shapes held out (by id hash)."),
     steps: int = typer.Option(300, "--steps", help="Full-batch Adam steps of the linear probe."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
@@ -137,7 +205,12 @@ def probe(
             advance()
 
     def show(rows: list) -> None:
-        stdout.print(table(f"linear part probe ({rows[0]['test_shapes']} held-out shapes, {rows[0]['classes']} part classes)",
-                           ["model", "mIoU", "accuracy"], [(r["model"], f"{r['miou']:.4f}", f"{r['accuracy']:.4f}") for r in rows]))
+        stdout.print(
+            table(
+                f"linear part probe ({rows[0]['test_shapes']} held-out shapes, {rows[0]['classes']} part classes)",
+                ["model", "mIoU", "accuracy"],
+                [(r["model"], f"{r['miou']:.4f}", f"{r['accuracy']:.4f}") for r in rows],
+            )
+        )
 
     emit(results, show)

@@ -18,15 +18,22 @@ def _model_command(fmt: str, title: str, suffix: str):
         checkpoint: Path = typer.Option(..., "--checkpoint", help="A CAST run directory (its best-on-val model)."),
         out: Path = typer.Option(..., "--out", help=f"File to write ({suffix})."),
         points: int = typer.Option(2048, "--points", help="Points per cloud, fixed in the exported graph."),
-        store: Optional[Path] = typer.Option(None, "--store", help="Store with a sample to check the export on [the run's training store]."),
+        store: Optional[Path] = typer.Option(
+            None, "--store", help="Store with a sample to check the export on [the run's training store]."
+        ),
         json: JsonOption = False,
     ) -> None:
         apply_json(json)
         from afcli.export import export_cast
 
         result = export_cast(checkpoint, fmt, out, points, store)
-        emit(result, lambda r: stdout.print(
-            f"wrote {r['out']} ({r['format']}); inputs {r['inputs']}; max |exported - PyTorch| on {r['checked_on']}: {r['max_abs_difference']:.2e}"))
+        emit(
+            result,
+            lambda r: stdout.print(
+                f"wrote {r['out']} ({r['format']}); inputs {r['inputs']}; max |exported - PyTorch| on "
+                f"{r['checked_on']}: {r['max_abs_difference']:.2e}"
+            ),
+        )
 
     command.__doc__ = f"CAST as {title}, checked against PyTorch on a store sample (max abs difference printed)."
     return command

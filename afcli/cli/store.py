@@ -39,14 +39,24 @@ def _render_info(info: dict) -> None:
     for array in info["arrays"]:
         extra = f"{array['range'][0]:.3g}–{array['range'][1]:.3g}" if array.get("range") else ""
         rows.append(
-            (array["name"], _dims(array["shape"]), array["dtype"].lstrip("|"), _dims(array["chunks"]) if array["chunks"] else "-",
-             array["compression"] or "-", _size(array["bytes_on_disk"]), extra)
+            (
+                array["name"],
+                _dims(array["shape"]),
+                array["dtype"].lstrip("|"),
+                _dims(array["chunks"]) if array["chunks"] else "-",
+                array["compression"] or "-",
+                _size(array["bytes_on_disk"]),
+                extra,
+            )
         )
     stdout.print(table("arrays", ["array", "shape", "dtype", "chunks", "codec", "disk", "range"], rows))
     stdout.print(table("categories", ["category", "samples"], list(info["categories"].items())))
     stdout.print(
-        table("status", ["stage", "done", "pending", "failed"],
-              [(stage, c["done"], c["pending"], c["failed"]) for stage, c in info["status"].items()])
+        table(
+            "status",
+            ["stage", "done", "pending", "failed"],
+            [(stage, c["done"], c["pending"], c["failed"]) for stage, c in info["status"].items()],
+        )
     )
     for array in info["arrays"]:
         if "channels" in array:
@@ -70,7 +80,12 @@ def info(store: Path = typer.Argument(..., help="Store file."), json: JsonOption
 @handle_errors
 def verify(
     store: Path = typer.Argument(..., help="Store file."),
-    fix: bool = typer.Option(False, "--fix", help="Mark samples that are done but were never written pending (lost in import: in every stage) for the stages to redo."),
+    fix: bool = typer.Option(
+        False,
+        "--fix",
+        help="Mark samples that are done but were never written pending (lost in import: in every stage) for the "
+        "stages to redo.",
+    ),
     json: JsonOption = False,
 ) -> None:
     """Check schema, ids, NaN/Inf, stage status, that every chunk reads and that every done sample
@@ -91,7 +106,14 @@ def verify(
         if r["ok"]:
             stdout.print(f"{r['path']}: ok ({r['samples']} samples)")
         else:
-            stdout.print(table(f"{r['path']}: {len(r['problems'])} problems", ["problem"], [(p,) for p in r["problems"]], wrap_last=True))
+            stdout.print(
+                table(
+                    f"{r['path']}: {len(r['problems'])} problems",
+                    ["problem"],
+                    [(p,) for p in r["problems"]],
+                    wrap_last=True,
+                )
+            )
 
     emit(report, render)
     if not report["ok"]:

@@ -73,7 +73,9 @@ def _laso(root: Path, setting: str | None) -> Benchmark:
     for split in laso.SPLITS:
         for i, sample in enumerate(laso.read_laso(root, split)):
             if sample.affordance not in LASO_AFFORDANCES:
-                raise InputError(f"annotation {i}: unknown affordance {sample.affordance!r}", root / f"anno_{split}.pkl")
+                raise InputError(
+                    f"annotation {i}: unknown affordance {sample.affordance!r}", root / f"anno_{split}.pkl"
+                )
             cloud_id = f"{split}/{sample.shape_id}"
             if cloud_id not in clouds:
                 masks[cloud_id] = {}
@@ -113,12 +115,29 @@ def _piad(root: Path, setting: str | None) -> Benchmark:
             fields = image.stem.split("_")
             if split == "Test":
                 cloud = _piad_cloud(lists["Point"][i], ours)
-                queries.append((Query(f"test/{image.stem}", -1, cloud.category.lower(), affordance, "test", [], str(image)), cloud.id))
+                queries.append(
+                    (
+                        Query(f"test/{image.stem}", -1, cloud.category.lower(), affordance, "test", [], str(image)),
+                        cloud.id,
+                    )
+                )
             else:
                 obj = fields[-3]
                 held = _held_out(image.as_posix())
-                queries.append((Query(f"{'val' if held else 'train'}/{image.stem}", -1, obj.lower(), affordance,
-                                      "val" if held else "train", [], str(image)), "pick" if held else None))
+                queries.append(
+                    (
+                        Query(
+                            f"{'val' if held else 'train'}/{image.stem}",
+                            -1,
+                            obj.lower(),
+                            affordance,
+                            "val" if held else "train",
+                            [],
+                            str(image),
+                        ),
+                        "pick" if held else None,
+                    )
+                )
     return _pick_val_clouds(Benchmark(PIAD_AFFORDANCES, list(clouds.values()), queries), by_affordance=False)
 
 
@@ -142,17 +161,36 @@ def _piadv2(root: Path, setting: str | None) -> Benchmark:
             clouds.setdefault(cloud_id, Cloud(cloud_id, entry.object, entry.path, split, load, True))
         ids = [f"{split}/{e.object}/{e.path.parent.parent.name}/{e.affordance}/{e.path.stem}" for e in points]
         if split != "train" and len(images) != len(points):
-            raise InputError(f"{split} lists must pair line by line: {len(images)} images, {len(points)} clouds", root / setting)
+            raise InputError(
+                f"{split} lists must pair line by line: {len(images)} images, {len(points)} clouds", root / setting
+            )
         for i, image in enumerate(images):
             if not image.path.is_file():
                 raise InputError("image listed but missing", image.path)
             key = f"{image.object}/{image.path.parent.parent.name}/{image.affordance}/{image.path.stem}"
             if split != "train":
-                queries.append((Query(f"{split}/{key}", -1, image.object.lower(), image.affordance, split, [], str(image.path)), ids[i]))
+                queries.append(
+                    (
+                        Query(f"{split}/{key}", -1, image.object.lower(), image.affordance, split, [], str(image.path)),
+                        ids[i],
+                    )
+                )
             else:
                 held = setting != "Seen" and _held_out(key)
-                queries.append((Query(f"{'val' if held else 'train'}/{key}", -1, image.object.lower(), image.affordance,
-                                      "val" if held else "train", [], str(image.path)), "pick" if held else None))
+                queries.append(
+                    (
+                        Query(
+                            f"{'val' if held else 'train'}/{key}",
+                            -1,
+                            image.object.lower(),
+                            image.affordance,
+                            "val" if held else "train",
+                            [],
+                            str(image.path),
+                        ),
+                        "pick" if held else None,
+                    )
+                )
     return _pick_val_clouds(Benchmark(PIADV2_AFFORDANCES, list(clouds.values()), queries), by_affordance=True)
 
 
@@ -161,8 +199,13 @@ def _pick_val_clouds(benchmark: Benchmark, by_affordance: bool) -> Benchmark:
     picked = []
     for query, cloud in benchmark.queries:
         if cloud == "pick":
-            candidates = [c.id for c in benchmark.clouds if c.split == "train" and c.category.lower() == query.object
-                          and (not by_affordance or c.id.split("/")[3] == query.affordance)]
+            candidates = [
+                c.id
+                for c in benchmark.clouds
+                if c.split == "train"
+                and c.category.lower() == query.object
+                and (not by_affordance or c.id.split("/")[3] == query.affordance)
+            ]
             if not candidates:
                 raise InputError(f"no training cloud of {query.object} for validation image {query.id}")
             cloud = _fixed_pick(query.id, candidates)
@@ -209,7 +252,9 @@ def import_benchmark(
         folder = Path(store).resolve().parent
         relative = lambda path: Path(os.path.relpath(Path(path).resolve(), folder)).as_posix()  # noqa: E731
         clouds = benchmark.clouds
-        rows = writer.add_samples([c.id for c in clouds], [c.category for c in clouds], [relative(c.source) for c in clouds])
+        rows = writer.add_samples(
+            [c.id for c in clouds], [c.category for c in clouds], [relative(c.source) for c in clouds]
+        )
         todo = writer.pending(STAGE, rows)
         by_row = dict(zip(rows, clouds))
         on_total(len(todo))
@@ -229,8 +274,16 @@ def import_benchmark(
                 annotated[channels.index(affordance)] = 1
             points = points.astype(np.float32)
             writer.set_transform(row, centre, scale)
-            writer.write(row, {"points/xyz": points, "points/normal": estimate_normals(points), "labels/affordance": labels,
-                               "labels/annotated": annotated, "labels/split": np.bytes_(cloud.split)})
+            writer.write(
+                row,
+                {
+                    "points/xyz": points,
+                    "points/normal": estimate_normals(points),
+                    "labels/affordance": labels,
+                    "labels/annotated": annotated,
+                    "labels/split": np.bytes_(cloud.split),
+                },
+            )
             writer.mark(STAGE, row, DONE)
             advance()
         row_of = dict(zip((c.id for c in clouds), rows))
@@ -240,6 +293,13 @@ def import_benchmark(
             query.image = relative(query.image) if query.image else ""
             queries.append(query)
         added = writer.add_queries(queries)
-        return {"store": str(store), "benchmark": name, "setting": setting, "imported": len(todo),
-                "already_done": len(rows) - len(todo), "samples": writer.num_samples, "queries": len(queries), "new_queries": added}
-
+        return {
+            "store": str(store),
+            "benchmark": name,
+            "setting": setting,
+            "imported": len(todo),
+            "already_done": len(rows) - len(todo),
+            "samples": writer.num_samples,
+            "queries": len(queries),
+            "new_queries": added,
+        }

@@ -89,9 +89,7 @@ def extrude(polygon: Sequence[tuple[float, float]], thickness: float) -> Mesh:
     outline = np.asarray(polygon, float)
     count = len(outline)
     half = thickness / 2
-    vertices = np.concatenate(
-        [np.c_[outline, np.full(count, -half)], np.c_[outline, np.full(count, half)]]
-    )
+    vertices = np.concatenate([np.c_[outline, np.full(count, -half)], np.c_[outline, np.full(count, half)]])
     faces = [(0, j + 1, j) for j in range(1, count - 1)]  # back cap, facing -z
     faces += [(count, count + j, count + j + 1) for j in range(1, count - 1)]  # front cap, facing +z
     for j in range(count):

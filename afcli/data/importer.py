@@ -66,7 +66,11 @@ def _synth_plan(root: Path, manifest_path: Path) -> ImportPlan:
         manifest = json.loads(manifest_path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InputError(f"unreadable manifest ({' '.join(str(error).split())[:120]})", manifest_path) from None
-    if not isinstance(manifest, dict) or manifest.get("format") != SYNTH_FORMAT or manifest.get("affordances") != PIAD_AFFORDANCES:
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("format") != SYNTH_FORMAT
+        or manifest.get("affordances") != PIAD_AFFORDANCES
+    ):
         raise InputError(f"not an {SYNTH_FORMAT} v1 manifest", manifest_path)
     shapes = manifest.get("shapes")
     if not isinstance(shapes, list):
@@ -91,8 +95,13 @@ def _manifest_entry_problem(shape) -> str | None:
             return f"has no {kind.__name__} {key!r}"
     for part in shape["parts"]:
         faces = part.get("faces") if isinstance(part, dict) else None
-        if not (isinstance(faces, list) and len(faces) == 2 and all(isinstance(v, int) for v in faces)
-                and isinstance(part.get("name"), str) and isinstance(part.get("affordances"), list)):
+        if not (
+            isinstance(faces, list)
+            and len(faces) == 2
+            and all(isinstance(v, int) for v in faces)
+            and isinstance(part.get("name"), str)
+            and isinstance(part.get("affordances"), list)
+        ):
             return "has a part without name, affordances and a [start, stop] face range"
     if not shape["parts"]:
         return "has no parts"
@@ -182,7 +191,9 @@ def load_sample(source: Source, num_points: int, seed: int) -> dict:
                 part_ids[(face >= start) & (face < stop)] = i
             covered = source.parts[-1]["faces"][1]
             if covered != len(geometry.faces):
-                raise InputError(f"manifest parts cover {covered} faces, the mesh has {len(geometry.faces)}", source.path)
+                raise InputError(
+                    f"manifest parts cover {covered} faces, the mesh has {len(geometry.faces)}", source.path
+                )
     else:
         keep = resample_indices(num_points, len(geometry.vertices), geometry.vertices, rng)
         points = geometry.vertices[keep]
@@ -237,11 +248,15 @@ def _write_part_queries(writer: StoreWriter, by_row: dict[int, Source], everythi
     queries = []
     for row, source in by_row.items():
         split, offered = hash_split(source.id), _offered(source)
-        writer.write(row, {"labels/split": np.bytes_(split), "labels/annotated": np.ones(len(PIAD_AFFORDANCES), np.uint8)})
+        writer.write(
+            row, {"labels/split": np.bytes_(split), "labels/annotated": np.ones(len(PIAD_AFFORDANCES), np.uint8)}
+        )
         for affordance in offered:
             query_id = f"{source.id}/{affordance}"
             key = (source.category, affordance)
-            others = [i for i in training.get(key, []) if i != source.id] or [i for i in candidates[key] if i != source.id]
+            others = [i for i in training.get(key, []) if i != source.id] or [
+                i for i in candidates[key] if i != source.id
+            ]
             image = f"render:{others[zlib.crc32(query_id.encode()) % len(others)]}" if others else ""
             questions = (source.questions or {}).get(affordance) or [default_question(affordance, source.category)]
             queries.append(Query(query_id, row, source.category.lower(), affordance, split, questions, image))
@@ -294,7 +309,9 @@ def import_shapes(
     with StoreWriter(store, create=True, num_points=num_points) as writer:
         ensure_point_arrays(writer, num_points)
         if plan.labelled:
-            writer.ensure_array("labels/affordance", (len(PIAD_AFFORDANCES),), "f4", attrs={"channels": PIAD_AFFORDANCES})
+            writer.ensure_array(
+                "labels/affordance", (len(PIAD_AFFORDANCES),), "f4", attrs={"channels": PIAD_AFFORDANCES}
+            )
         if plan.with_parts:
             writer.ensure_array("labels/part", (), "i2")
             writer.ensure_array("text/parts", (), TEXT_DTYPE, per_point=False)

@@ -28,7 +28,9 @@ from afcli.errors import InputError
 
 SPLITS = ("train", "val", "test")
 UNSEEN_OBJECTS = frozenset({"bed", "dishwasher", "microwave", "scissors", "vase", "laptop"})
-UNSEEN_AFFORDANCES = frozenset({"contain", "lay", "sit", "wrap_grasp", "open", "display", "stab", "grasp", "press", "cut"})
+UNSEEN_AFFORDANCES = frozenset(
+    {"contain", "lay", "sit", "wrap_grasp", "open", "display", "stab", "grasp", "press", "cut"}
+)
 # LASO spells PIAD's "wrapgrasp" as "wrap_grasp".
 SEEN_AFFORDANCES = frozenset("wrap_grasp" if name == "wrapgrasp" else name for name in PIAD_AFFORDANCES)
 QUESTIONS = 15
@@ -56,9 +58,13 @@ def subset_of(object_name: str, affordance: str) -> str | None:
 
 class _ArraysOnly(pickle.Unpickler):
     ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("collections", "OrderedDict"),
     }
 
     def find_class(self, module: str, name: str):
@@ -85,7 +91,12 @@ def read_questions(path: Path) -> dict[tuple[str, str], list[str]]:
     wanted = ["Object", "Affordance"] + [f"Question{i}" for i in range(QUESTIONS)]
     if not rows or any(column not in rows[0] for column in wanted):
         raise InputError(f"expected columns {', '.join(wanted[:3])} … Question{QUESTIONS - 1}", path)
-    return {(row["Object"].strip().lower(), row["Affordance"].strip().lower()): [row[f"Question{i}"] for i in range(QUESTIONS)] for row in rows}
+    return {
+        (row["Object"].strip().lower(), row["Affordance"].strip().lower()): [
+            row[f"Question{i}"] for i in range(QUESTIONS)
+        ]
+        for row in rows
+    }
 
 
 def read_laso(root: str | Path, split: str) -> list[LasoSample]:
@@ -101,15 +112,26 @@ def read_laso(root: str | Path, split: str) -> list[LasoSample]:
     samples = []
     for i, entry in enumerate(annotations):
         try:
-            shape_id, name, affordance = str(entry["shape_id"]), str(entry["class"]).lower(), str(entry["affordance"]).lower()
+            shape_id, name, affordance = (
+                str(entry["shape_id"]),
+                str(entry["class"]).lower(),
+                str(entry["affordance"]).lower(),
+            )
             mask = np.asarray(entry["mask"], np.float32).reshape(-1)
         except (KeyError, TypeError, ValueError):
-            raise InputError(f"annotation {i} lacks shape_id, class, affordance or mask", root / f"anno_{split}.pkl") from None
+            raise InputError(
+                f"annotation {i} lacks shape_id, class, affordance or mask", root / f"anno_{split}.pkl"
+            ) from None
         if shape_id not in objects:
-            raise InputError(f"annotation {i}: shape {shape_id} missing from objects_{split}.pkl", root / f"anno_{split}.pkl")
+            raise InputError(
+                f"annotation {i}: shape {shape_id} missing from objects_{split}.pkl", root / f"anno_{split}.pkl"
+            )
         points = np.asarray(objects[shape_id], np.float32)
         if points.ndim != 2 or points.shape[1] != 3 or points.shape[0] != mask.shape[0]:
-            raise InputError(f"shape {shape_id}: points {points.shape} do not match its mask {mask.shape}", root / f"objects_{split}.pkl")
+            raise InputError(
+                f"shape {shape_id}: points {points.shape} do not match its mask {mask.shape}",
+                root / f"objects_{split}.pkl",
+            )
         if not (np.isfinite(points).all() and np.isfinite(mask).all()):
             raise InputError(f"shape {shape_id}: NaN or Inf in points or mask", root)
         samples.append(LasoSample(shape_id, name, affordance, mask, points, questions.get((name, affordance), [])))

@@ -27,7 +27,9 @@ def image_affordance(path: str | Path) -> str:
     """The affordance an interaction image shows, from its file name (PIAD's own rule)."""
     parts = Path(path).stem.split("_")
     if len(parts) < 3 or parts[-2] not in PIAD_AFFORDANCES:
-        raise InputError(f"file name does not end in _<affordance>_<k> with a PIAD affordance ({', '.join(PIAD_AFFORDANCES)})", path)
+        raise InputError(
+            f"file name does not end in _<affordance>_<k> with a PIAD affordance ({', '.join(PIAD_AFFORDANCES)})", path
+        )
     return parts[-2]
 
 
@@ -61,5 +63,9 @@ def read_lists(root: str | Path, setting: str, split: str) -> dict[str, list[Pat
         entries = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
         lists[kind] = [Path(entry) if Path(entry).is_absolute() else root / entry for entry in entries]
     if split == "Test" and not len(lists["Img"]) == len(lists["Point"]) == len(lists["Box"]):
-        raise InputError(f"test lists must pair line by line: {len(lists['Img'])} images, {len(lists['Point'])} clouds, {len(lists['Box'])} boxes", root / setting)
+        raise InputError(
+            f"test lists must pair line by line: {len(lists['Img'])} images, {len(lists['Point'])} clouds, "
+            f"{len(lists['Box'])} boxes",
+            root / setting,
+        )
     return lists

@@ -50,7 +50,14 @@ def read_list(root: str | Path, setting: str, split: str, kind: str) -> list[Pia
     if split not in SPLITS:
         raise InputError(f"unknown split {split!r} (choose from {', '.join(SPLITS)})")
     folder = root / setting
-    listing = next((folder / name for name in (f"{kind}_{split}.txt", f"{kind}_{split.capitalize()}.txt") if (folder / name).is_file()), None)
+    listing = next(
+        (
+            folder / name
+            for name in (f"{kind}_{split}.txt", f"{kind}_{split.capitalize()}.txt")
+            if (folder / name).is_file()
+        ),
+        None,
+    )
     if listing is None:
         hint = " (the unseen settings have no val list: use test)" if split == "val" and setting != "Seen" else ""
         raise InputError(f"no {kind}_{split}.txt{hint}", folder)
@@ -60,7 +67,9 @@ def read_list(root: str | Path, setting: str, split: str, kind: str) -> list[Pia
             continue
         parts = Path(line.strip()).parts
         if len(parts) < 4:
-            raise InputError(f"line {number}: {line.strip()!r} is not …/<Object>/<instance>/<affordance>/<file>", listing)
+            raise InputError(
+                f"line {number}: {line.strip()!r} is not …/<Object>/<instance>/<affordance>/<file>", listing
+            )
         entries.append(PiadV2Entry(_resolve(line.strip(), [folder, root]), parts[-4], parts[-2]))
     return entries
 

@@ -106,7 +106,9 @@ def read_geometry(path: Path) -> Geometry:
     try:
         loaded = trimesh.load(path, force="mesh", process=False)
     except Exception as error:  # trimesh raises many types for unreadable files
-        raise InputError(f"cannot parse mesh ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})", path) from None
+        raise InputError(
+            f"cannot parse mesh ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})", path
+        ) from None
     vertices = np.asarray(getattr(loaded, "vertices", np.zeros((0, 3))), dtype=np.float64)
     faces = np.asarray(getattr(loaded, "faces", np.zeros((0, 3))), dtype=np.int64)
     if len(vertices) == 0:

@@ -35,7 +35,9 @@ def mug(rng) -> list[Part]:
     radius, height, wall = _u(rng, 0.35, 0.5), _u(rng, 0.7, 1.1), _u(rng, 0.03, 0.05)
     lip = height * 0.92
     handle_r = _u(rng, 0.18, 0.28) * height
-    handle = tube(arc((radius, height / 2, 0), handle_r, -math.pi / 2, math.pi / 2, 16), _u(rng, 0.035, 0.05), (0, 0, 1))
+    handle = tube(
+        arc((radius, height / 2, 0), handle_r, -math.pi / 2, math.pi / 2, 16), _u(rng, 0.035, 0.05), (0, 0, 1)
+    )
     return [
         Part("body", lathe([(0, 0), (radius, 0), (radius, lip)]), ["wrapgrasp"], (200, 60, 50)),
         Part("rim", lathe([(radius, lip), (radius, height), (radius - wall, height), (radius - wall, lip)]), ["pour"], (230, 200, 190)),
@@ -59,7 +61,10 @@ def bottle(rng) -> list[Part]:
 def bowl(rng) -> list[Part]:
     radius, depth, wall = _u(rng, 0.6, 0.9), _u(rng, 0.3, 0.5), _u(rng, 0.03, 0.05)
     foot = radius * _u(rng, 0.35, 0.5)
-    curve = [(foot + (radius - foot) * math.sin(t * math.pi / 2), depth * (1 - math.cos(t * math.pi / 2))) for t in np.linspace(0, 1, 8)]
+    curve = [
+        (foot + (radius - foot) * math.sin(t * math.pi / 2), depth * (1 - math.cos(t * math.pi / 2)))
+        for t in np.linspace(0, 1, 8)
+    ]
     inner = [(max(r - wall, 0.0), max(y, wall)) for r, y in reversed(curve)]
     return [
         Part("outside", lathe([(0, 0), *curve]), ["wrapgrasp"], (70, 110, 190)),
@@ -113,8 +118,14 @@ def scissors(rng) -> list[Part]:
     blades, tips, rings = [], [], []
     for side in (-1, 1):
         angle = side * spread / 2
-        blades.append(extrude([(0, 0), (blade_l, 0), (blade_l, side * blade_w), (0, side * blade_w)][:: side], thick).rotated("z", angle))
-        tips.append(extrude([(blade_l, 0), (blade_l + tip_l, 0), (blade_l, side * blade_w)][:: side], thick).rotated("z", angle))
+        blades.append(
+            extrude([(0, 0), (blade_l, 0), (blade_l, side * blade_w), (0, side * blade_w)][::side], thick).rotated(
+                "z", angle
+            )
+        )
+        tips.append(
+            extrude([(blade_l, 0), (blade_l + tip_l, 0), (blade_l, side * blade_w)][::side], thick).rotated("z", angle)
+        )
         centre = (-ring_r - 0.1, side * (ring_r + 0.05), 0)
         rings.append(tube(arc(centre, ring_r, 0, 2 * math.pi, 25)[:-1], 0.035, (0, 0, 1), closed=True))
     return [
@@ -143,8 +154,10 @@ def door(rng) -> list[Part]:
         box((frame, height + frame, thick * 2), (width / 2 + frame / 2, (height + frame) / 2, 0)),
         box((width, frame, thick * 2), (0, height + frame / 2, 0)),
     ]
-    handle = merge([box((0.2, 0.04, 0.04), (width / 2 - 0.2, knob_y, side * (thick / 2 + 0.06))) for side in (-1, 1)]
-                   + [box((0.04, 0.04, thick + 0.12), (width / 2 - 0.12, knob_y, 0))])
+    handle = merge(
+        [box((0.2, 0.04, 0.04), (width / 2 - 0.2, knob_y, side * (thick / 2 + 0.06))) for side in (-1, 1)]
+        + [box((0.04, 0.04, thick + 0.12), (width / 2 - 0.12, knob_y, 0))]
+    )
     return [
         Part("panel", box((width, height, thick), (0, height / 2, 0)), ["push"], (170, 130, 90)),
         Part("handle", handle, ["open"], (210, 190, 80)),
@@ -155,7 +168,9 @@ def door(rng) -> list[Part]:
 def faucet(rng) -> list[Part]:
     base_r, base_h = _u(rng, 0.12, 0.18), _u(rng, 0.5, 0.8)
     reach = _u(rng, 0.3, 0.5)
-    spout_path = np.concatenate([arc((reach / 2, base_h, 0), reach / 2, math.pi, 0, 16)[:-1], [(reach, base_h - 0.15, 0)]])
+    spout_path = np.concatenate(
+        [arc((reach / 2, base_h, 0), reach / 2, math.pi, 0, 16)[:-1], [(reach, base_h - 0.15, 0)]]
+    )
     lever_l = _u(rng, 0.2, 0.3)
     return [
         Part("base", lathe([(0, 0), (base_r * 1.6, 0), (base_r * 1.6, 0.05), (base_r, 0.05), (base_r, base_h), (0, base_h)]), [], (200, 200, 205)),
@@ -174,7 +189,13 @@ def hat(rng) -> list[Part]:
 
 
 def vase(rng) -> list[Part]:
-    base_r, belly, neck, height, wall = _u(rng, 0.2, 0.3), _u(rng, 0.35, 0.5), _u(rng, 0.12, 0.2), _u(rng, 1.0, 1.5), 0.03
+    base_r, belly, neck, height, wall = (
+        _u(rng, 0.2, 0.3),
+        _u(rng, 0.35, 0.5),
+        _u(rng, 0.12, 0.2),
+        _u(rng, 1.0, 1.5),
+        0.03,
+    )
     outer = [(base_r, 0), (belly, height * 0.4), (neck, height * 0.85), (neck * 1.3, height)]
     inner = [(r - wall, max(y, wall)) for r, y in reversed(outer)]
     return [
@@ -205,7 +226,14 @@ def build_shape(category: str, rng: np.random.Generator) -> tuple[Mesh, list[dic
     records, colors, start = [], [], 0
     for part in parts:
         count = len(part.mesh.faces)
-        records.append({"name": part.name, "faces": [start, start + count], "color": list(part.color), "affordances": part.affordances})
+        records.append(
+            {
+                "name": part.name,
+                "faces": [start, start + count],
+                "color": list(part.color),
+                "affordances": part.affordances,
+            }
+        )
         colors.append(np.tile(np.asarray(part.color, np.uint8), (count, 1)))
         start += count
     return merge([part.mesh for part in parts]), records, np.concatenate(colors)
@@ -220,10 +248,15 @@ def _refuse_another_set(out: Path, count: int, seed: int) -> None:
         manifest = json.loads((out / MANIFEST).read_text())
         existing = (len(manifest["shapes"]), manifest["seed"])
     except (OSError, ValueError, KeyError, TypeError):
-        raise InputError(f"already holds a {MANIFEST} that is not a synth manifest; choose another folder", out) from None
+        raise InputError(
+            f"already holds a {MANIFEST} that is not a synth manifest; choose another folder", out
+        ) from None
     if existing != (count, seed):
-        raise InputError(f"already holds a set of {existing[0]} shapes with seed {existing[1]} (this asks for {count} with seed {seed}); "
-                         "choose another folder", out)
+        raise InputError(
+            f"already holds a set of {existing[0]} shapes with seed {existing[1]} (this asks for {count} with seed {seed}); "
+            "choose another folder",
+            out,
+        )
 
 
 def synthesize(out: str | Path, count: int = 240, seed: int = 0, advance: Callable[[], None] = lambda: None) -> dict:

@@ -25,7 +25,9 @@ def save_atomic(state: dict, path: str | Path) -> Path:
     return Path(path)
 
 
-def load_checkpoint(path: str | Path, keys: tuple[str, ...] = (), what: str = "afcli checkpoint", map_location="cpu") -> dict:
+def load_checkpoint(
+    path: str | Path, keys: tuple[str, ...] = (), what: str = "afcli checkpoint", map_location="cpu"
+) -> dict:
     """The one loader of every torch file afcli reads (``last.pt``, ``prompts.pt``, ``model.pt``,
     teacher weights): tensors and plain data only (``weights_only``), a dict with ``keys``. Anything
     else — a truncated file, a pickle carrying code, another program's file — is one line naming the

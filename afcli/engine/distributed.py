@@ -35,7 +35,10 @@ class Launch:
     def check(self, device: str | None = None) -> "Launch":
         """The numbers make sense; given the run's ``device``, this node has the devices asked for."""
         if self.gpus < 1 or self.nodes < 1 or not 0 <= self.node_rank < self.nodes:
-            raise InputError(f"--gpus {self.gpus} --nodes {self.nodes} --node-rank {self.node_rank}: need gpus ≥ 1, nodes ≥ 1, 0 ≤ node-rank < nodes")
+            raise InputError(
+                f"--gpus {self.gpus} --nodes {self.nodes} --node-rank {self.node_rank}: need gpus ≥ 1, nodes ≥ 1, "
+                "0 ≤ node-rank < nodes"
+            )
         if device is not None:
             check_processes(self.gpus, device)
         return self
@@ -50,7 +53,10 @@ def check_processes(gpus: int, device: str) -> None:
         return
     available = torch.cuda.device_count()
     if available < gpus:
-        raise InputError(f"--gpus {gpus} needs {gpus} CUDA devices, this machine has {available} (add --device cpu to run {gpus} CPU processes)")
+        raise InputError(
+            f"--gpus {gpus} needs {gpus} CUDA devices, this machine has {available} (add --device cpu to run "
+            f"{gpus} CPU processes)"
+        )
 
 
 @dataclass
@@ -88,7 +94,12 @@ def external_rank() -> int:
 
 def launched_externally() -> bool:
     """True inside torchrun or a multi-task SLURM step (afcli must not launch again)."""
-    return "RANK" in os.environ and "WORLD_SIZE" in os.environ or int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in os.environ
+    return (
+        "RANK" in os.environ
+        and "WORLD_SIZE" in os.environ
+        or int(os.environ.get("SLURM_NTASKS", "1")) > 1
+        and "SLURM_PROCID" in os.environ
+    )
 
 
 def _free_port() -> int:
@@ -136,7 +147,9 @@ def launch(plan: Launch, entrypoint: Callable, *args):
     if plan.world_size == 1:
         return entrypoint(*args)
     if "RANK" in os.environ or int(os.environ.get("SLURM_NTASKS_PER_NODE", "1")) > 1:
-        raise InputError("already one process per GPU (torchrun or srun): drop --gpus/--nodes, the launcher made the ranks")
+        raise InputError(
+            "already one process per GPU (torchrun or srun): drop --gpus/--nodes, the launcher made the ranks"
+        )
     port = plan.master_port or (_free_port() if plan.nodes == 1 else DEFAULT_PORT)
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // plan.gpus)))
     config = LaunchConfig(
@@ -156,5 +169,8 @@ def launch(plan: Launch, entrypoint: Callable, *args):
         results = elastic_launch(config, entrypoint)(*args)
     except ChildFailedError as error:
         rank, failure = error.get_first_failure()
-        raise RunError(f"rank {rank} stopped with exit code {failure.exitcode} (its traceback is above); run again with --resume to continue") from None
+        raise RunError(
+            f"rank {rank} stopped with exit code {failure.exitcode} (its traceback is above); run again with "
+            "--resume to continue"
+        ) from None
     return results.get(0)

@@ -24,7 +24,9 @@ T = TypeVar("T")
 
 def git_revision() -> str:
     try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5)
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
     except OSError:
         return "unknown"
     return result.stdout.strip() or "unknown"
@@ -64,7 +66,11 @@ def training_store(run_dir: Path, given: str | Path | None = None, *, must_match
     identity = record.get("store")
     path = Path(given if given is not None else identity["path"] if identity else record["settings"]["data"]["store"])
     if not path.exists():
-        raise InputError("no such store" + ("" if given is not None else f" (the store {run_dir} was trained on; give --store where it is now)"), path)
+        raise InputError(
+            "no such store"
+            + ("" if given is not None else f" (the store {run_dir} was trained on; give --store where it is now)"),
+            path,
+        )
     if identity is None:  # runs of afcli 0.1 recorded the path as typed, relative to where they started
         note(f"note: {run_dir} records no store identity (an older afcli): using {path.resolve()}")
         return path
@@ -72,8 +78,10 @@ def training_store(run_dir: Path, given: str | Path | None = None, *, must_match
 
     current = store_identity(path)
     if (current["samples"], current["ids_sha256"]) != (identity["samples"], identity["ids_sha256"]):
-        message = (f"not the store {run_dir} was trained on: {current['samples']} samples with ids {current['ids_sha256']}, "
-                   f"the run recorded {identity['samples']} with ids {identity['ids_sha256']} at {identity['path']}")
+        message = (
+            f"not the store {run_dir} was trained on: {current['samples']} samples with ids {current['ids_sha256']}, "
+            f"the run recorded {identity['samples']} with ids {identity['ids_sha256']} at {identity['path']}"
+        )
         if must_match:
             raise InputError(message, path)
         note(f"note: {path}: {message}")
@@ -99,7 +107,9 @@ def settings_for_run(settings_type: type[T], settings: T | None, run_dir: Path, 
         read_run(run_dir)  # a run directory at all
         if not (run_dir / CHECKPOINT).is_file():
             command = _recorded_command(run_dir)
-            raise InputError(f"nothing to resume: the run stopped before its first checkpoint; start it again{command}", run_dir)
+            raise InputError(
+                f"nothing to resume: the run stopped before its first checkpoint; start it again{command}", run_dir
+            )
         changes = {key: value for key, value in resume.items() if key != "store"}
         settings = override(read_settings(settings_type, run_dir), **changes).check()
         settings.data.store = str(training_store(run_dir, resume.get("store"), must_match=True))
@@ -108,7 +118,9 @@ def settings_for_run(settings_type: type[T], settings: T | None, run_dir: Path, 
         raise InputError("--run must be a directory, this is a file", run_dir)
     settings.check()
     if (run_dir / CHECKPOINT).exists():
-        raise InputError("run directory already holds a run (--resume to continue it, or choose another --run)", run_dir)
+        raise InputError(
+            "run directory already holds a run (--resume to continue it, or choose another --run)", run_dir
+        )
     check_creatable(run_dir)
     _absolute_paths(settings)
     return settings
@@ -128,13 +140,20 @@ def write_run(settings, run_dir: Path, stage: str, method: str) -> None:
 
     from afcli.store.inspect import store_identity
 
-    record = {"stage": stage, "method": method, "settings": asdict(settings), "store": store_identity(settings.data.store)}
+    record = {
+        "stage": stage,
+        "method": method,
+        "settings": asdict(settings),
+        "store": store_identity(settings.data.store),
+    }
     write_text(run_dir / CONFIG_FILE, yaml.safe_dump(record, sort_keys=False))
     meta = {"afcli_version": __version__, "git_revision": git_revision(), "seed": settings.seed, "command": sys.argv}
     write_text(run_dir / "meta.json", json.dumps(meta, indent=2))
 
 
-def train_rank(label: str, make_task: Callable, task_args: tuple, settings, run_dir: Path, resume: bool, show_progress: bool) -> dict:
+def train_rank(
+    label: str, make_task: Callable, task_args: tuple, settings, run_dir: Path, resume: bool, show_progress: bool
+) -> dict:
     """One process of a training job (the only one without --gpus): join the group, build the task
     ``make_task(*task_args)`` and run the shared loop with ``settings``' epochs, batch, optimiser."""
     from afcli.console import options, progress
@@ -146,9 +165,18 @@ def train_rank(label: str, make_task: Callable, task_args: tuple, settings, run_
             options.quiet = True
         with progress(label) as (advance, set_total):
             result = train(
-                make_task(*task_args), epochs=settings.epochs, batch_size=settings.batch_size, seed=settings.seed,
-                optim=settings.optim, workers=settings.data.workers, amp=settings.amp, run_dir=run_dir, rank=rank,
-                resume=resume, advance=advance, on_total=set_total,
+                make_task(*task_args),
+                epochs=settings.epochs,
+                batch_size=settings.batch_size,
+                seed=settings.seed,
+                optim=settings.optim,
+                workers=settings.data.workers,
+                amp=settings.amp,
+                run_dir=run_dir,
+                rank=rank,
+                resume=resume,
+                advance=advance,
+                on_total=set_total,
             )
         result.update(run=str(run_dir), world_size=rank.world_size, device=str(rank.device))
         return result

@@ -26,9 +26,9 @@ from typing import Callable, Protocol
 import torch
 
 from afcli.engine.checkpoint import load_checkpoint, save_atomic
-from afcli.files import write_text, writing_to
 from afcli.engine.distributed import Rank
 from afcli.errors import InputError
+from afcli.files import write_text, writing_to
 
 CHECKPOINT = "last.pt"
 METRICS = "metrics.jsonl"
@@ -107,7 +107,9 @@ def batch_order(count: int, batch_size: int, seed: int, epoch: int, rank: Rank) 
 
 
 def _to(batch: dict, device: torch.device) -> dict:
-    return {key: value.to(device, non_blocking=True) if torch.is_tensor(value) else value for key, value in batch.items()}
+    return {
+        key: value.to(device, non_blocking=True) if torch.is_tensor(value) else value for key, value in batch.items()
+    }
 
 
 def _reduce_mean(values: torch.Tensor, rank: Rank) -> torch.Tensor:
@@ -138,7 +140,11 @@ def train(
         raise InputError(f"global batch {batch_size} does not split over {rank.world_size} processes")
     torch.manual_seed(seed)  # the same initial weights on every rank and on every run with this seed
     model = task.build_model().to(rank.device)
-    groups = task.parameter_groups(model, optim.weight_decay) if hasattr(task, "parameter_groups") else parameter_groups(model, optim.weight_decay)
+    groups = (
+        task.parameter_groups(model, optim.weight_decay)
+        if hasattr(task, "parameter_groups")
+        else parameter_groups(model, optim.weight_decay)
+    )
     optimizer = torch.optim.AdamW(groups, lr=optim.lr)
     grad_clip = getattr(task, "grad_clip", None)
     best = -math.inf
@@ -154,12 +160,15 @@ def train(
             scaler.load_state_dict(state["scaler"])
             start = int(state["epoch"]) + 1
         except (RuntimeError, ValueError, KeyError, TypeError) as error:
-            raise InputError(f"does not fit this run's model ({' '.join(str(error).split())[:160]})", run_dir / CHECKPOINT) from None
+            raise InputError(
+                f"does not fit this run's model ({' '.join(str(error).split())[:160]})", run_dir / CHECKPOINT
+            ) from None
         best = float(state.get("best", -math.inf))
     trained = model
     if rank.world_size > 1:
         trained = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[rank.device.index] if rank.device.type == "cuda" else None,
+            model,
+            device_ids=[rank.device.index] if rank.device.type == "cuda" else None,
             find_unused_parameters=task.find_unused_parameters,
         )
     data = task.dataset()
@@ -176,7 +185,9 @@ def train(
             group["lr"] = lr * group.get("lr_scale", 1.0)
         data.epoch = epoch
         loader = torch.utils.data.DataLoader(
-            data, batch_sampler=batch_order(len(data), batch_size, seed, epoch, rank), num_workers=workers,
+            data,
+            batch_sampler=batch_order(len(data), batch_size, seed, epoch, rank),
+            num_workers=workers,
             pin_memory=rank.device.type == "cuda",
         )
         trained.train()
@@ -198,12 +209,20 @@ def train(
             history.append(record)
             sums = values if sums is None else sums + values
             seconds = time.perf_counter() - began
-            advance(info=" ".join(f"{n} {float(v):.4g}" for n, v in zip(names, values)) + f" lr {lr:.2e} {(step + 1) * batch_size / seconds:.1f} samples/s")
+            advance(
+                info=" ".join(f"{n} {float(v):.4g}" for n, v in zip(names, values))
+                + f" lr {lr:.2e} {(step + 1) * batch_size / seconds:.1f} samples/s"
+            )
             if rank.main:
                 _log(run_dir / METRICS, record)
         seconds = time.perf_counter() - began
-        summary = {"epoch": epoch, "lr": lr, "seconds": round(seconds, 3), "samples_per_s": round(steps * batch_size / seconds, 2),
-                   **{f"mean_{n}": float(v) / steps for n, v in zip(names, sums)}}
+        summary = {
+            "epoch": epoch,
+            "lr": lr,
+            "seconds": round(seconds, 3),
+            "samples_per_s": round(steps * batch_size / seconds, 2),
+            **{f"mean_{n}": float(v) / steps for n, v in zip(names, sums)},
+        }
         if rank.main:
             if hasattr(task, "validate"):
                 model.eval()
@@ -214,11 +233,24 @@ def train(
                     task.export(model, run_dir / "best")
             _log(run_dir / METRICS, summary)
             task.export(model, run_dir / "model")
-            save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch,
-                         "best": best}, run_dir / CHECKPOINT)
+            save_atomic(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "epoch": epoch,
+                    "best": best,
+                },
+                run_dir / CHECKPOINT,
+            )
         if rank.world_size > 1:
             import torch.distributed as dist
 
             dist.barrier()
-    return {"epochs": epochs, "resumed_from": start if resume else None, "steps_per_epoch": steps, "history": history,
-            "best_score": None if best == -math.inf else best}
+    return {
+        "epochs": epochs,
+        "resumed_from": start if resume else None,
+        "steps_per_epoch": steps,
+        "history": history,
+        "best_score": None if best == -math.inf else best,
+    }

@@ -74,7 +74,11 @@ def evaluate_run(run: str | Path, options: EvalOptions, advance=None, on_total=N
     model = CAST.from_pretrained(resolve_model(run)).to(device)
     if options.use not in ("auto", "both", "text", "image"):
         raise InputError(f"--prompt must be text, image, both or auto, got {options.use!r}")
-    use = tuple(k for k in ("text", "image") if getattr(settings.prompts, k)) if options.use in ("auto", "both") else (options.use,)
+    use = (
+        tuple(k for k in ("text", "image") if getattr(settings.prompts, k))
+        if options.use in ("auto", "both")
+        else (options.use,)
+    )
     for kind in use:
         if options.use != "auto" and getattr(settings.prompts, kind) is None:
             raise InputError(f"--prompt {options.use}: the run has no {kind} encoder", run)
@@ -114,13 +118,23 @@ def evaluate_run(run: str | Path, options: EvalOptions, advance=None, on_total=N
             results[name] = evaluate(pred[keep], gt[keep], objects[keep], affordances[keep], options.protocol)
     expected = expected_numbers(run, options.recipe)
     out = {
-        "run": str(run), "model": str(resolve_model(run)), "store": str(store), "benchmark": options.benchmark, "split": options.split,
-        "protocol": options.protocol, "votes": votes, "prompts": list(use), "prompt_encoders": prompts["provenance"],
-        "queries": len(data), "results": results,
+        "run": str(run),
+        "model": str(resolve_model(run)),
+        "store": str(store),
+        "benchmark": options.benchmark,
+        "split": options.split,
+        "protocol": options.protocol,
+        "votes": votes,
+        "prompts": list(use),
+        "prompt_encoders": prompts["provenance"],
+        "queries": len(data),
+        "results": results,
         "expected": expected,
     }
     if options.save_predictions is not None:
-        out["predictions"] = str(save_predictions(options.save_predictions, pred, gt, objects, affordances, [table.id[r] for r in data.rows]))
+        out["predictions"] = str(
+            save_predictions(options.save_predictions, pred, gt, objects, affordances, [table.id[r] for r in data.rows])
+        )
     if options.figures is not None:
         out["figures"] = str(gallery(options.figures, store, data, pred, gt, table))
     return out
@@ -135,8 +149,14 @@ def save_predictions(path: Path, pred, gt, objects, affordances, ids) -> Path:
     from afcli.files import written
 
     with written(path, suffix=".npz") as tmp:
-        np.savez_compressed(tmp, pred=pred.astype(np.float32), gt=gt.astype(np.float32), object=np.asarray(objects).astype(str),
-                            affordance=np.asarray(affordances).astype(str), query=np.asarray(ids).astype(str))
+        np.savez_compressed(
+            tmp,
+            pred=pred.astype(np.float32),
+            gt=gt.astype(np.float32),
+            object=np.asarray(objects).astype(str),
+            affordance=np.asarray(affordances).astype(str),
+            query=np.asarray(ids).astype(str),
+        )
     return path
 
 
@@ -150,7 +170,9 @@ def gallery(folder: Path, store: Path, data, pred: np.ndarray, gt: np.ndarray, t
     scores = per_sample(pred, gt)
     key = np.where(np.isnan(scores["aiou"]), scores["sim"], scores["aiou"])
     order = np.argsort(key, kind="stable")
-    picked = [("worst", i) for i in order[:count]] + [("best", i) for i in order[::-1][:count] if i not in order[:count]]
+    picked = [("worst", i) for i in order[:count]] + [
+        ("best", i) for i in order[::-1][:count] if i not in order[:count]
+    ]
     rows = []
     with open_store(store) as f:
         for label, i in picked:
@@ -158,10 +180,14 @@ def gallery(folder: Path, store: Path, data, pred: np.ndarray, gt: np.ndarray, t
             row = data.sample_row(i, np.random.default_rng([data.seed, data.epoch, int(i)]))
             points, normals = f["points/xyz"][row], f["points/normal"][row]
             prompt = table.text[r][0] if table.text[r] else Path(table.image[r]).name
-            title = f"{label}: {table.object[r]} / {table.affordance[r]}  aIoU {100 * key[i]:.1f}  \"{prompt[:60]}\""
-            images = render_heat(points, normals, pred[i], views=(1, 5)) + render_heat(points, normals, gt[i], views=(1, 5))
+            title = f'{label}: {table.object[r]} / {table.affordance[r]}  aIoU {100 * key[i]:.1f}  "{prompt[:60]}"'
+            images = render_heat(points, normals, pred[i], views=(1, 5)) + render_heat(
+                points, normals, gt[i], views=(1, 5)
+            )
             rows.append((title, images))
-    return heat_gallery(rows, ["predicted", "predicted (back)", "ground truth", "ground truth (back)"], Path(folder) / "gallery.png")
+    return heat_gallery(
+        rows, ["predicted", "predicted (back)", "ground truth", "ground truth (back)"], Path(folder) / "gallery.png"
+    )
 
 
 def comparison_rows(result: dict) -> list[tuple]:
@@ -175,4 +201,3 @@ def comparison_rows(result: dict) -> list[tuple]:
             target = wanted.get(metric)
             rows.append((subset, metric, shown, "-" if target is None else str(target)))
     return rows
-

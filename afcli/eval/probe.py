@@ -126,7 +126,9 @@ def linear_probe(model: PointMAE, store: str | Path, settings: ProbeSettings, de
             predicted = (logits + mask).argmax(1)
             truth = torch.from_numpy(labels[row])
             keep = truth >= 0
-            confusion += torch.bincount(truth[keep] * len(classes) + predicted[keep], minlength=len(classes) ** 2).view(len(classes), -1)
+            confusion += torch.bincount(truth[keep] * len(classes) + predicted[keep], minlength=len(classes) ** 2).view(
+                len(classes), -1
+            )
     true_positive = confusion.diag().float()
     union = confusion.sum(0).float() + confusion.sum(1).float() - true_positive
     present = confusion.sum(1) > 0

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from afcli.config import check_numbers
 from afcli.engine.distributed import Launch, external_rank, launch, launched_externally, pick_device
 from afcli.engine.run import settings_for_run, train_rank, write_run
 from afcli.engine.trainer import OptimSettings
-from afcli.config import check_numbers
 from afcli.errors import InputError
 from afcli.files import write_text
 from afcli.losses.seg import cast_loss
@@ -107,8 +107,17 @@ def image_key(image: str, affordance: str) -> str:
     return f"{image}#{affordance}" if image.startswith(RENDER_PREFIX) else image
 
 
-def encode_prompts(settings: PromptSettings, store: Path, table, rows: np.ndarray, *, all_questions: bool, device, advance=None,
-                   on_total=None) -> dict:
+def encode_prompts(
+    settings: PromptSettings,
+    store: Path,
+    table,
+    rows: np.ndarray,
+    *,
+    all_questions: bool,
+    device,
+    advance=None,
+    on_total=None,
+) -> dict:
     """``{"text": EncodedPrompts | None, "image": …, "provenance": {kind: encoder, weights, sha256}}``
     for the queries ``rows`` of ``table``: every question of each (training) or only the first
     (evaluation), and every image prompt."""
@@ -116,18 +125,28 @@ def encode_prompts(settings: PromptSettings, store: Path, table, rows: np.ndarra
     from afcli.store import open_store
     from afcli.store.schema import decode
 
-    texts = sorted({q for r in rows for q in (table.text[r] if all_questions else table.text[r][:1])}) if settings.text else []
+    texts = (
+        sorted({q for r in rows for q in (table.text[r] if all_questions else table.text[r][:1])})
+        if settings.text
+        else []
+    )
     images = sorted({(table.image[r], table.affordance[r]) for r in rows if table.image[r]}) if settings.image else []
     if settings.text and any(not table.text[r] for r in rows):
-        raise InputError("some queries have no question but the model takes text prompts (set prompts.text: null)", store)
+        raise InputError(
+            "some queries have no question but the model takes text prompts (set prompts.text: null)", store
+        )
     if settings.image and any(not table.image[r] for r in rows):
-        raise InputError("some queries have no image but the model takes image prompts (set prompts.image: null)", store)
+        raise InputError(
+            "some queries have no image but the model takes image prompts (set prompts.image: null)", store
+        )
     batch = 32
     (on_total or (lambda n: None))(-(-len(texts) // batch) + -(-len(images) // batch))
     advance = advance or (lambda: None)
     out = {"text": None, "image": None, "provenance": {}}
     if texts:
-        encoder = TextEncoder(settings.text, weights=settings.text_weights, pool=settings.text_pool, max_length=settings.max_length).to(device)
+        encoder = TextEncoder(
+            settings.text, weights=settings.text_weights, pool=settings.text_pool, max_length=settings.max_length
+        ).to(device)
         parts = []
         for start in range(0, len(texts), batch):
             parts.append(tuple(t.cpu() for t in encoder(texts[start : start + batch])))
@@ -145,7 +164,7 @@ def encode_prompts(settings: PromptSettings, store: Path, table, rows: np.ndarra
                 pictures = []
                 for image, affordance in images[start : start + batch]:
                     if image.startswith(RENDER_PREFIX):
-                        other = ids.get(image[len(RENDER_PREFIX):])
+                        other = ids.get(image[len(RENDER_PREFIX) :])
                         if other is None:
                             raise InputError(f"image prompt {image}: no such sample in the store", store)
                         heat = f["labels/affordance"][other][:, channels.index(affordance)]
@@ -162,8 +181,9 @@ def encode_prompts(settings: PromptSettings, store: Path, table, rows: np.ndarra
 
 def _square(picture: torch.Tensor, size: int) -> torch.Tensor:
     """Resize to size × size (PIAD / PIADv2 loaders: a plain resize, no crop)."""
-    resized = torch.nn.functional.interpolate(picture.permute(2, 0, 1)[None].float(), size=(size, size), mode="bilinear",
-                                              align_corners=False, antialias=True)
+    resized = torch.nn.functional.interpolate(
+        picture.permute(2, 0, 1)[None].float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True
+    )
     return resized[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8)
 
 
@@ -173,13 +193,29 @@ class QueryData(torch.utils.data.Dataset):
     ``(seed, epoch, index)``. Training draws a question from the second on (the first is the
     evaluation question, as LASO's loader) and a cloud for unpaired queries."""
 
-    def __init__(self, store: str | Path, split: str, prompts: dict, *, training: bool, augment: str = "none", seed: int = 0,
-                 drop: float = 0.0):
+    def __init__(
+        self,
+        store: str | Path,
+        split: str,
+        prompts: dict,
+        *,
+        training: bool,
+        augment: str = "none",
+        seed: int = 0,
+        drop: float = 0.0,
+    ):
         from afcli.store import open_store
         from afcli.store.queries import read_queries
         from afcli.store.schema import decode
 
-        self.store, self.prompts, self.training, self.augment, self.seed, self.drop = Path(store), prompts, training, augment, seed, drop
+        self.store, self.prompts, self.training, self.augment, self.seed, self.drop = (
+            Path(store),
+            prompts,
+            training,
+            augment,
+            seed,
+            drop,
+        )
         self.epoch, self._file = 0, None
         with open_store(store) as f:
             self.table = read_queries(f, store)
@@ -189,7 +225,11 @@ class QueryData(torch.utils.data.Dataset):
             self.channels = decode(f["labels/affordance"].attrs["channels"])
             categories = [c.lower() for c in decode(f["samples/category"][:])]
             splits = decode(f["labels/split"][:]) if "labels/split" in f else [""] * len(categories)
-            annotated = f["labels/annotated"][:] if "labels/annotated" in f else np.ones((len(categories), len(self.channels)), np.uint8)
+            annotated = (
+                f["labels/annotated"][:]
+                if "labels/annotated" in f
+                else np.ones((len(categories), len(self.channels)), np.uint8)
+            )
             done = f["status/import"][:] == 1
         self.pools: dict[tuple[str, str, str], np.ndarray] = {}
         for r in self.rows:
@@ -197,10 +237,16 @@ class QueryData(torch.utils.data.Dataset):
                 key = (self.table.object[r], self.table.affordance[r], self.table.split[r])
                 if key not in self.pools:
                     channel = self.channels.index(key[1])
-                    pool = np.flatnonzero([c == key[0] and s == key[2] and a[channel] and d
-                                           for c, s, a, d in zip(categories, splits, annotated, done)])
+                    pool = np.flatnonzero(
+                        [
+                            c == key[0] and s == key[2] and a[channel] and d
+                            for c, s, a, d in zip(categories, splits, annotated, done)
+                        ]
+                    )
                     if not len(pool):
-                        raise InputError(f"no {key[2]} cloud of {key[0]} with {key[1]} annotated for query {self.table.id[r]}", store)
+                        raise InputError(
+                            f"no {key[2]} cloud of {key[0]} with {key[1]} annotated for query {self.table.id[r]}", store
+                        )
                     self.pools[key] = pool
             elif not done[self.table.sample[r]]:
                 raise InputError(f"query {self.table.id[r]} asks about a sample that is not imported", store)
@@ -227,7 +273,9 @@ class QueryData(torch.utils.data.Dataset):
         r = self.rows[index]
         row = self.sample_row(index, rng)
         points = torch.from_numpy(self._file["points/xyz"][row]).float()
-        gt = torch.from_numpy(self._file["labels/affordance"][row][:, self.channels.index(self.table.affordance[r])]).float()
+        gt = torch.from_numpy(
+            self._file["labels/affordance"][row][:, self.channels.index(self.table.affordance[r])]
+        ).float()
         if self.training:
             points = _augment(points, self.augment, rng)
         item = {"points": points, "gt": gt, "query": torch.tensor(r)}
@@ -237,7 +285,11 @@ class QueryData(torch.utils.data.Dataset):
             keep_text, keep_image = (False, True) if rng.random() < 0.5 else (True, False)
         if text is not None:
             questions = self.table.text[r]
-            question = questions[1 + int(rng.integers(len(questions) - 1))] if self.training and len(questions) > 1 else questions[0]
+            question = (
+                questions[1 + int(rng.integers(len(questions) - 1))]
+                if self.training and len(questions) > 1
+                else questions[0]
+            )
             item["text"] = torch.tensor(text.keys[question])
             item["text_present"] = torch.tensor(keep_text)
         if image is not None:
@@ -282,8 +334,16 @@ def prompt_inputs(prompts: dict, batch: dict, device) -> dict:
 
 
 @torch.no_grad()
-def predict(model: CAST, data: QueryData, *, batch_size: int, device, votes: int = 1, use: tuple[str, ...] = ("text", "image"),
-            advance=None) -> tuple[np.ndarray, np.ndarray]:
+def predict(
+    model: CAST,
+    data: QueryData,
+    *,
+    batch_size: int,
+    device,
+    votes: int = 1,
+    use: tuple[str, ...] = ("text", "image"),
+    advance=None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Heat maps (Q, N) and ground truth (Q, N) of every query of ``data``. ``votes`` > 1 averages
     passes over seeded point orders (vote 0 = the stored order), i.e. FPS from other start points —
     LASO's evaluation averages 3 passes. ``use`` picks the prompt modalities (others: null token)."""
@@ -295,7 +355,11 @@ def predict(model: CAST, data: QueryData, *, batch_size: int, device, votes: int
         inputs = prompt_inputs(data.prompts, {k: v for k, v in batch.items() if k.split("_")[0] in use}, device)
         total = torch.zeros(points.shape[:2], device=device)
         for vote in range(votes):
-            order = torch.arange(points.shape[1]) if vote == 0 else torch.randperm(points.shape[1], generator=torch.Generator().manual_seed(vote))
+            order = (
+                torch.arange(points.shape[1])
+                if vote == 0
+                else torch.randperm(points.shape[1], generator=torch.Generator().manual_seed(vote))
+            )
             order = order.to(device)
             heat = torch.sigmoid(model(points[:, order], **inputs).float())
             total[:, order] += heat
@@ -362,12 +426,16 @@ class CASTTask:
 
     def dataset(self) -> QueryData:
         s = self.settings
-        return QueryData(s.data.store, "train", self.prompts, training=True, augment=s.data.augment, seed=s.seed, drop=s.prompts.drop)
+        return QueryData(
+            s.data.store, "train", self.prompts, training=True, augment=s.data.augment, seed=s.seed, drop=s.prompts.drop
+        )
 
     def loss(self, model, batch: dict) -> dict[str, torch.Tensor]:
         logits = model(batch["points"], **prompt_inputs(self.prompts, batch, batch["points"].device))
         with torch.autocast(batch["points"].device.type, enabled=False):
-            return cast_loss(logits.float(), batch["gt"].float(), self.settings.loss.focal_weight, self.settings.loss.dice_weight)
+            return cast_loss(
+                logits.float(), batch["gt"].float(), self.settings.loss.focal_weight, self.settings.loss.dice_weight
+            )
 
     def validate(self, model: CAST) -> dict:
         from afcli.metrics.affordance import standard
@@ -389,8 +457,13 @@ class CASTTask:
 
 
 # -- runs ----------------------------------------------------------------------------------------
-def prepare_run(settings: CASTSettings | None, run_dir: Path, resume: dict | None, progress_hooks=(None, None),
-                expected: dict | None = None) -> CASTSettings:
+def prepare_run(
+    settings: CASTSettings | None,
+    run_dir: Path,
+    resume: dict | None,
+    progress_hooks=(None, None),
+    expected: dict | None = None,
+) -> CASTSettings:
     settings = settings_for_run(CASTSettings, settings, run_dir, resume)
     if resume is None:
         from afcli.store import open_store
@@ -400,13 +473,30 @@ def prepare_run(settings: CASTSettings | None, run_dir: Path, resume: dict | Non
             table = read_queries(f, settings.data.store)
         train_rows, val_rows = table.rows("train"), table.rows("val")
         if not len(train_rows) or not len(val_rows):
-            raise InputError(f"fine-tuning needs train and val queries; the store has {len(train_rows)} and {len(val_rows)}", settings.data.store)
+            raise InputError(
+                f"fine-tuning needs train and val queries; the store has {len(train_rows)} and {len(val_rows)}",
+                settings.data.store,
+            )
         rows = np.concatenate([train_rows, val_rows])
         train_only = np.isin(rows, train_rows)
-        prompts = encode_prompts(settings.prompts, Path(settings.data.store), table, rows[train_only], all_questions=True,
-                                 device=pick_device(settings.device), advance=progress_hooks[0], on_total=progress_hooks[1])
-        evaluation = encode_prompts(settings.prompts, Path(settings.data.store), table, rows[~train_only], all_questions=False,
-                                    device=pick_device(settings.device))
+        prompts = encode_prompts(
+            settings.prompts,
+            Path(settings.data.store),
+            table,
+            rows[train_only],
+            all_questions=True,
+            device=pick_device(settings.device),
+            advance=progress_hooks[0],
+            on_total=progress_hooks[1],
+        )
+        evaluation = encode_prompts(
+            settings.prompts,
+            Path(settings.data.store),
+            table,
+            rows[~train_only],
+            all_questions=False,
+            device=pick_device(settings.device),
+        )
         prompts = merge_prompts(prompts, evaluation)
         # The prompt widths follow the encoders.
         settings.model.text_dim = None if prompts["text"] is None else int(prompts["text"].tokens.shape[-1])
@@ -445,8 +535,10 @@ def load_prompts(run_dir: Path) -> dict:
     if not (run_dir / PROMPTS_FILE).is_file():
         raise InputError(f"no {PROMPTS_FILE} (not a CAST run directory)", run_dir)
     state = load_checkpoint(run_dir / PROMPTS_FILE, ("text", "image", "provenance"))
-    return {**{kind: None if state[kind] is None else EncodedPrompts.from_state(state[kind]) for kind in ("text", "image")},
-            "provenance": state["provenance"]}
+    return {
+        **{kind: None if state[kind] is None else EncodedPrompts.from_state(state[kind]) for kind in ("text", "image")},
+        "provenance": state["provenance"],
+    }
 
 
 def merge_prompts(first: dict, second: dict) -> dict:
@@ -461,16 +553,28 @@ def merge_prompts(first: dict, second: dict) -> dict:
         extra = [k for k in b.keys if k not in a.keys]
         index = torch.tensor([b.keys[k] for k in extra], dtype=torch.long)
         length = max(a.tokens.shape[1], b.tokens.shape[1])
-        pad = lambda t, n: torch.nn.functional.pad(t, (0, 0, 0, n - t.shape[1]) if t.dim() == 3 else (0, n - t.shape[1]))  # noqa: E731
+
+        def pad(t, n):
+            return torch.nn.functional.pad(t, (0, 0, 0, n - t.shape[1]) if t.dim() == 3 else (0, n - t.shape[1]))
+
         keys = dict(a.keys)
         keys.update({k: len(a.keys) + i for i, k in enumerate(extra)})
-        merged[kind] = EncodedPrompts(keys, torch.cat([pad(a.tokens, length), pad(b.tokens[index], length)]),
-                                      torch.cat([pad(a.mask, length), pad(b.mask[index], length)]))
+        merged[kind] = EncodedPrompts(
+            keys,
+            torch.cat([pad(a.tokens, length), pad(b.tokens[index], length)]),
+            torch.cat([pad(a.mask, length), pad(b.mask[index], length)]),
+        )
     return merged
 
 
-def finetune(settings: CASTSettings, run_dir: str | Path, *, plan: Launch | None = None, show_progress: bool = True,
-             expected: dict | None = None) -> dict:
+def finetune(
+    settings: CASTSettings,
+    run_dir: str | Path,
+    *,
+    plan: Launch | None = None,
+    show_progress: bool = True,
+    expected: dict | None = None,
+) -> dict:
     """Fine-tune CAST into a new ``run_dir``; ``expected`` (a recipe's paper numbers) is kept for eval."""
     from afcli.console import progress
 
@@ -478,13 +582,31 @@ def finetune(settings: CASTSettings, run_dir: str | Path, *, plan: Launch | None
     plan = (plan or Launch()).check(settings.device)  # before the run directory is written
     with progress("encode prompts") as (advance, set_total):
         settings = prepare_run(settings, run_dir, None, (advance, set_total), expected)
-    return launch(plan, train_rank, "finetune cast", CASTTask, (settings, run_dir), settings, run_dir, False, show_progress)
+    return launch(
+        plan, train_rank, "finetune cast", CASTTask, (settings, run_dir), settings, run_dir, False, show_progress
+    )
 
 
-def resume_run(run_dir: str | Path, *, epochs: int | None = None, device: str | None = None, store: str | Path | None = None,
-               plan: Launch | None = None, show_progress: bool = True) -> dict:
+def resume_run(
+    run_dir: str | Path,
+    *,
+    epochs: int | None = None,
+    device: str | None = None,
+    store: str | Path | None = None,
+    plan: Launch | None = None,
+    show_progress: bool = True,
+) -> dict:
     """Continue the run in ``run_dir`` (see afcli.pretrain.cmat.resume_run)."""
     run_dir = Path(run_dir)
     settings = prepare_run(None, run_dir, {"epochs": epochs, "device": device, "store": store})
-    return launch((plan or Launch()).check(settings.device), train_rank, "finetune cast", CASTTask, (settings, run_dir), settings, run_dir, True, show_progress)
-
+    return launch(
+        (plan or Launch()).check(settings.device),
+        train_rank,
+        "finetune cast",
+        CASTTask,
+        (settings, run_dir),
+        settings,
+        run_dir,
+        True,
+        show_progress,
+    )

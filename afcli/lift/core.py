@@ -56,7 +56,9 @@ class LiftOptions:
         return self
 
 
-def depth_visibility(z: torch.Tensor, observed: torch.Tensor, mode: str, tolerance: float) -> tuple[torch.Tensor, torch.Tensor]:
+def depth_visibility(
+    z: torch.Tensor, observed: torch.Tensor, mode: str, tolerance: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Visibility and weight of points at depth ``z`` against the depth ``observed`` at their pixel.
 
     ``relative``: OpenScene, ``|observed - z| ≤ tolerance · observed``, weight 1.
@@ -86,7 +88,12 @@ def pixel_lookup(pixels: torch.Tensor, height: int, width: int) -> tuple[torch.T
 
 
 def render_visibility(
-    pixels: torch.Tensor, z: torch.Tensor, index: torch.Tensor, depth: torch.Tensor, own_ids: torch.Tensor, tolerance: float
+    pixels: torch.Tensor,
+    z: torch.Tensor,
+    index: torch.Tensor,
+    depth: torch.Tensor,
+    own_ids: torch.Tensor,
+    tolerance: float,
 ) -> torch.Tensor:
     """(V, N) visibility of points projected to ``pixels`` (V, N, 2) at depth ``z`` in renders with
     per-pixel ``index`` / ``depth`` (V, H, W); ``own_ids`` (N,) is each point's face (meshes) or

@@ -44,15 +44,21 @@ class RenderSettings:
         try:
             x, y, z = (float(part) for part in self.light.split(","))
         except ValueError:
-            raise InputError(f"--light {self.light!r}: expected X,Y,Z (camera coordinates), e.g. -0.4,-0.6,-1") from None
+            raise InputError(
+                f"--light {self.light!r}: expected X,Y,Z (camera coordinates), e.g. -0.4,-0.6,-1"
+            ) from None
         if x == y == z == 0:
             raise InputError("--light must not be 0,0,0")
         return x, y, z
 
     def render_options(self) -> dict:
         """Keyword arguments of :func:`afcli.render.render`."""
-        return {"backend": self.backend, "splat_radius": self.splat_radius, "light": self.light_direction(),
-                "background": (self.background,) * 3}
+        return {
+            "backend": self.backend,
+            "splat_radius": self.splat_radius,
+            "light": self.light_direction(),
+            "background": (self.background,) * 3,
+        }
 
     def check(self) -> "RenderSettings":
         from afcli.render import BACKENDS
@@ -97,7 +103,9 @@ class LiftSettings:
         return self
 
 
-def resolve_store(target: str | Path, store: str | Path | None, advance=lambda: None, on_total=lambda n: None) -> tuple[Path, dict | None]:
+def resolve_store(
+    target: str | Path, store: str | Path | None, advance=lambda: None, on_total=lambda n: None
+) -> tuple[Path, dict | None]:
     """A store file as given, or a folder of shapes: import what is new into ``store`` (default
     ``<folder>/store.h5``) and return it with the import's report."""
     target = Path(target)
@@ -107,18 +115,26 @@ def resolve_store(target: str | Path, store: str | Path | None, advance=lambda: 
         return target, None
     from afcli.data.importer import import_shapes
 
-    store = Path(store) if store is not None else (target / STORE_NAME if target.is_dir() else target.with_suffix(".h5"))
+    store = (
+        Path(store) if store is not None else (target / STORE_NAME if target.is_dir() else target.with_suffix(".h5"))
+    )
     return store, import_shapes(target, store, advance=advance, on_total=on_total)
 
 
-def load_shape(f: h5py.File, path: Path, row: int, device: torch.device) -> tuple[Shape, torch.Tensor, torch.Tensor, torch.Tensor]:
+def load_shape(
+    f: h5py.File, path: Path, row: int, device: torch.device
+) -> tuple[Shape, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The shape to render for ``row`` of the store ``f`` (at ``path``), its points and normals,
     and each point's own id in the render's index map."""
     from afcli.data.readers import read_geometry
 
     sample = decode([f["samples/id"][row]])[0]
-    points, normals = (torch.from_numpy(require_finite(np.asarray(read_sample(f, row, name), np.float32), name, sample, path)).to(device)
-                       for name in ("points/xyz", "points/normal"))
+    points, normals = (
+        torch.from_numpy(require_finite(np.asarray(read_sample(f, row, name), np.float32), name, sample, path)).to(
+            device
+        )
+        for name in ("points/xyz", "points/normal")
+    )
     face = np.asarray(read_sample(f, row, "points/face")) if "points/face" in f else None
     if face is None or (face < 0).all():
         cloud = Shape(points, normals=normals)
@@ -133,7 +149,12 @@ def load_shape(f: h5py.File, path: Path, row: int, device: torch.device) -> tupl
     def tensor(array, dtype=torch.float32):
         return None if array is None else torch.as_tensor(np.asarray(array), dtype=dtype, device=device)
 
-    mesh = Shape(tensor(vertices), tensor(geometry.faces, torch.long), tensor(geometry.face_colors), tensor(geometry.vertex_colors))
+    mesh = Shape(
+        tensor(vertices),
+        tensor(geometry.faces, torch.long),
+        tensor(geometry.face_colors),
+        tensor(geometry.vertex_colors),
+    )
     return mesh, points, normals, torch.from_numpy(face.astype(np.int64)).to(device)
 
 
@@ -142,21 +163,33 @@ def diameter(points: torch.Tensor) -> float:
     return float((points.amax(0) - points.amin(0)).norm())
 
 
-def lift_sample(teacher, shape: Shape, points, own_ids, normals, cameras, settings: LiftSettings, clock: dict) -> tuple[torch.Tensor, torch.Tensor]:
+def lift_sample(
+    teacher, shape: Shape, points, own_ids, normals, cameras, settings: LiftSettings, clock: dict
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Features (N, D) of one sample and its seen mask; adds the time of each phase to ``clock``."""
     start = time.perf_counter()
     views = render(shape, cameras, **settings.render.render_options())
     pixels, z = views.cameras.project(points)
-    visible = render_visibility(pixels, z, views.index, views.depth, own_ids, settings.lift.tolerance * diameter(points))
+    visible = render_visibility(
+        pixels, z, views.index, views.depth, own_ids, settings.lift.tolerance * diameter(points)
+    )
     clock["render"] += time.perf_counter() - start
     start = time.perf_counter()
-    maps = torch.cat([teacher(views.rgb[i : i + settings.batch_views]) for i in range(0, len(views.rgb), settings.batch_views)])
+    maps = torch.cat(
+        [teacher(views.rgb[i : i + settings.batch_views]) for i in range(0, len(views.rgb), settings.batch_views)]
+    )
     _sync(maps)
     clock["teacher"] += time.perf_counter() - start
     start = time.perf_counter()
     features, seen, _ = lift_features(
-        points, maps, pixels, visible, (cameras.height, cameras.width), settings.lift,
-        normals=normals, camera_centres=views.cameras.c2w[:, :3, 3],
+        points,
+        maps,
+        pixels,
+        visible,
+        (cameras.height, cameras.width),
+        settings.lift,
+        normals=normals,
+        camera_centres=views.cameras.c2w[:, :3, 3],
     )
     _sync(features)
     clock["lift"] += time.perf_counter() - start
@@ -171,11 +204,17 @@ def _sync(tensor: torch.Tensor) -> None:
 def feature_attrs(teacher, settings: LiftSettings) -> dict:
     attrs = {key: str(value) for key, value in teacher.provenance().items()}
     attrs.update(
-        views=settings.render.views, size=settings.render.size, rig=settings.render.rig,
-        splat_radius=str(settings.render.splat_radius), background=settings.render.background,
-        light=settings.render.light, interp=settings.lift.interp,
-        normalize_views=settings.lift.normalize_views, view_weight=settings.lift.view_weight,
-        tolerance=settings.lift.tolerance, fill_neighbours=settings.lift.fill_neighbours,
+        views=settings.render.views,
+        size=settings.render.size,
+        rig=settings.render.rig,
+        splat_radius=str(settings.render.splat_radius),
+        background=settings.render.background,
+        light=settings.render.light,
+        interp=settings.lift.interp,
+        normalize_views=settings.lift.normalize_views,
+        view_weight=settings.lift.view_weight,
+        tolerance=settings.lift.tolerance,
+        fill_neighbours=settings.lift.fill_neighbours,
         afcli_version=__version__,
     )
     return attrs
@@ -187,8 +226,12 @@ def load_settings_teacher(settings: LiftSettings, device: torch.device | None = 
     from afcli.teachers import load_teacher
 
     return load_teacher(
-        settings.teacher, weights=settings.weights, offline=settings.offline, blocks=settings.blocks,
-        input_size=settings.teacher_size, device=device if device is not None else pick_device(settings.check().device),
+        settings.teacher,
+        weights=settings.weights,
+        offline=settings.offline,
+        blocks=settings.blocks,
+        input_size=settings.teacher_size,
+        device=device if device is not None else pick_device(settings.check().device),
     )
 
 
@@ -226,7 +269,9 @@ def _prepare(writer: StoreWriter, job: _Job, overwrite: bool = False) -> None:
     writer.ensure_stage(job.stage, (job.name, f"{job.name}_seen"))
 
 
-def _lift_rows(source: h5py.File, source_path: Path, writer: StoreWriter, pairs, teacher, job: _Job, device, clock, advance) -> int:
+def _lift_rows(
+    source: h5py.File, source_path: Path, writer: StoreWriter, pairs, teacher, job: _Job, device, clock, advance
+) -> int:
     """Lift samples ``source_row`` of the store ``source`` into ``dest_row`` of ``writer``, one at a
     time, committing each; returns the number of points no view saw."""
     cameras = make_rig(job.settings.render.rig, job.settings.render.views, job.settings.render.size)
@@ -238,7 +283,9 @@ def _lift_rows(source: h5py.File, source_path: Path, writer: StoreWriter, pairs,
         offsets = writer.f["points/offsets"] if writer.layout == RAGGED else None
         if offsets is not None and int(offsets[dest_row + 1]) - int(offsets[dest_row]) != len(points):
             writer.append_points(dest_row, len(points))  # a fresh shard row gets its point range
-        writer.write(dest_row, {job.name: features.half().cpu().numpy(), f"{job.name}_seen": seen.cpu().numpy().astype(np.uint8)})
+        writer.write(
+            dest_row, {job.name: features.half().cpu().numpy(), f"{job.name}_seen": seen.cpu().numpy().astype(np.uint8)}
+        )
         writer.mark(job.stage, dest_row, DONE)
         clock["write"] += time.perf_counter() - start
         unseen += int((~seen).sum())
@@ -267,7 +314,9 @@ def lift_store(
     parent_device = pick_device(settings.device) if gpus == 1 else torch.device("cpu")
     if teacher is None:
         teacher = load_settings_teacher(settings, parent_device)
-    probe = teacher(torch.zeros(1, settings.render.size, settings.render.size, 3, dtype=torch.uint8, device=parent_device))
+    probe = teacher(
+        torch.zeros(1, settings.render.size, settings.render.size, 3, dtype=torch.uint8, device=parent_device)
+    )
     job = _Job(settings, teacher.id, int(probe.shape[1]), feature_attrs(teacher, settings))
     clock = {"render": 0.0, "teacher": 0.0, "lift": 0.0, "write": 0.0}
     with StoreWriter(store) as writer:
@@ -283,7 +332,9 @@ def lift_store(
         for _ in range(merged):
             advance()
         if gpus == 1:
-            unseen = _lift_rows(writer.f, writer.path, writer, [(row, row) for row in todo], teacher, job, parent_device, clock, advance)
+            unseen = _lift_rows(
+                writer.f, writer.path, writer, [(row, row) for row in todo], teacher, job, parent_device, clock, advance
+            )
     if gpus > 1:
         del teacher
         unseen = _run_ranks(store, job, todo, gpus, clock, advance)
@@ -337,7 +388,9 @@ def _absorb_shards(writer: StoreWriter, job: _Job) -> int:
                 target = index[ids[row]]
                 if writer.status(job.stage)[target] == DONE:
                     continue
-                writer.write(target, {name: read_sample(part, int(row), name) for name in (job.name, f"{job.name}_seen")})
+                writer.write(
+                    target, {name: read_sample(part, int(row), name) for name in (job.name, f"{job.name}_seen")}
+                )
                 writer.mark(job.stage, target, DONE)
                 merged += 1
         _remove(shard)
@@ -351,7 +404,8 @@ def _run_ranks(store: Path, job: _Job, rows: list[int], gpus: int, clock: dict, 
     context = mp.get_context("spawn")
     messages = context.Queue()
     workers = [
-        context.Process(target=_rank_main, args=(rank, gpus, store, job, rows[rank::gpus], messages), daemon=True) for rank in range(gpus)
+        context.Process(target=_rank_main, args=(rank, gpus, store, job, rows[rank::gpus], messages), daemon=True)
+        for rank in range(gpus)
     ]
     for worker in workers:
         worker.start()
@@ -363,7 +417,9 @@ def _run_ranks(store: Path, job: _Job, rows: list[int], gpus: int, clock: dict, 
             except queues.Empty:
                 dead = [r for r, w in enumerate(workers) if r not in finished and not w.is_alive()]
                 if dead:
-                    raise RunError(f"lift rank {dead[0]} died (exit code {workers[dead[0]].exitcode}); run again to resume") from None
+                    raise RunError(
+                        f"lift rank {dead[0]} died (exit code {workers[dead[0]].exitcode}); run again to resume"
+                    ) from None
                 continue
             if kind == "sample":
                 advance()
@@ -404,8 +460,12 @@ def _rank_main(rank: int, world: int, store: Path, job: _Job, rows: list[int], m
                 ids = decode(source["samples/id"][:])
                 shard_rows = writer.add_samples([ids[r] for r in rows], ["" for _ in rows])
                 pending = set(writer.pending(job.stage, shard_rows))
-                pairs = [(source_row, shard_row) for source_row, shard_row in zip(rows, shard_rows) if shard_row in pending]
-                unseen = _lift_rows(source, store, writer, pairs, teacher, job, device, clock, lambda: messages.put(("sample", rank)))
+                pairs = [
+                    (source_row, shard_row) for source_row, shard_row in zip(rows, shard_rows) if shard_row in pending
+                ]
+                unseen = _lift_rows(
+                    source, store, writer, pairs, teacher, job, device, clock, lambda: messages.put(("sample", rank))
+                )
         messages.put(("finished", rank, unseen, clock))
     except AfcliError as error:
         messages.put(("error", rank, str(error), error.exit_code))
@@ -434,14 +494,26 @@ def render_store(
     cameras = make_rig(settings.rig, settings.views, settings.size)
     V, S = settings.views, settings.size
     group, stage = f"views/{settings.rig}", f"render-{settings.rig}"
-    attrs = {"views": V, "size": S, "rig": settings.rig, "splat_radius": str(settings.splat_radius),
-             "background": settings.background, "light": settings.light,
-             "convention": "OpenCV: x right, y down, z forward; depth along the optical axis, 0 = background; index -1 = background"}
+    attrs = {
+        "views": V,
+        "size": S,
+        "rig": settings.rig,
+        "splat_radius": str(settings.splat_radius),
+        "background": settings.background,
+        "light": settings.light,
+        "convention": "OpenCV: x right, y down, z forward; depth along the optical axis, 0 = background; index "
+        "-1 = background",
+    }
     sheet_rows, timing, visible_fraction, backends = [], 0.0, [], set()
     with StoreWriter(store) as writer:
         if keep_views:
-            for name, tail, dtype in (("rgb", (V, S, S, 3), "u1"), ("depth", (V, S, S), "f4"), ("index", (V, S, S), "i4"),
-                                      ("K", (V, 3, 3), "f4"), ("c2w", (V, 4, 4), "f4")):
+            for name, tail, dtype in (
+                ("rgb", (V, S, S, 3), "u1"),
+                ("depth", (V, S, S), "f4"),
+                ("index", (V, S, S), "i4"),
+                ("K", (V, 3, 3), "f4"),
+                ("c2w", (V, 4, 4), "f4"),
+            ):
                 writer.ensure_array(f"{group}/{name}", tail, dtype, per_point=False, attrs=attrs)
             writer.ensure_stage(stage, [f"{group}/{name}" for name in ("rgb", "depth", "index", "K", "c2w")])
         writer.begin()
@@ -459,12 +531,21 @@ def render_store(
             timing += time.perf_counter() - start
             backends.add(views.backend)
             pixels, z = views.cameras.project(points)
-            visible = render_visibility(pixels, z, views.index, views.depth, own_ids, LiftOptions().tolerance * diameter(points))
+            visible = render_visibility(
+                pixels, z, views.index, views.depth, own_ids, LiftOptions().tolerance * diameter(points)
+            )
             visible_fraction.append(float(visible.any(0).float().mean()))
             if keep_views:
-                writer.write(row, {f"{group}/rgb": views.rgb.cpu().numpy(), f"{group}/depth": views.depth.cpu().numpy(),
-                                   f"{group}/index": views.index.int().cpu().numpy(), f"{group}/K": views.cameras.K.cpu().numpy(),
-                                   f"{group}/c2w": views.cameras.c2w.cpu().numpy()})
+                writer.write(
+                    row,
+                    {
+                        f"{group}/rgb": views.rgb.cpu().numpy(),
+                        f"{group}/depth": views.depth.cpu().numpy(),
+                        f"{group}/index": views.index.int().cpu().numpy(),
+                        f"{group}/K": views.cameras.K.cpu().numpy(),
+                        f"{group}/c2w": views.cameras.c2w.cpu().numpy(),
+                    },
+                )
                 writer.mark(stage, row, DONE)
             if preview is not None and len(sheet_rows) < preview_count:
                 sheet_rows.append((decode([writer.f["samples/id"][row]])[0], views))

@@ -109,10 +109,14 @@ def _nearest_centre_mean(points, centres, features) -> torch.Tensor:
     groups = centres.shape[1]
     owner, _ = knn(centres, points, 1)
     flat = (owner[..., 0] + torch.arange(batch, device=points.device).unsqueeze(1) * groups).reshape(-1)
-    return scatter_mean(features.reshape(batch * count, -1), flat, dim=0, dim_size=batch * groups).reshape(batch, groups, -1)
+    return scatter_mean(features.reshape(batch * count, -1), flat, dim=0, dim_size=batch * groups).reshape(
+        batch, groups, -1
+    )
 
 
-def patch_features(out: dict, teacher: torch.Tensor | None, config: CMATLossConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
+def patch_features(
+    out: dict, teacher: torch.Tensor | None, config: CMATLossConfig
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(student, teacher) patch features over the patch set the settings choose (teacher None when
     no teacher features are given)."""
     points, centres, index, visible = out["points"], out["centres"], out["index"], out["visible"]
@@ -124,7 +128,11 @@ def patch_features(out: dict, teacher: torch.Tensor | None, config: CMATLossConf
     target = None
     if teacher is not None:
         with torch.no_grad():
-            target = _patch_mean(teacher, index) if config.aff_teacher == "group" else _nearest_centre_mean(points, centres, teacher)
+            target = (
+                _patch_mean(teacher, index)
+                if config.aff_teacher == "group"
+                else _nearest_centre_mean(points, centres, teacher)
+            )
     if config.aff_patches == "visible":
         target = None if target is None else gather_points(target, visible)
         if config.aff_student == "points":

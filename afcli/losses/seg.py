@@ -18,10 +18,14 @@ import torch
 ALPHA, GAMMA, SMOOTH = 0.25, 2.0, 1e-6
 
 
-def cast_loss(logits: torch.Tensor, target: torch.Tensor, focal_weight: float = 1.0, dice_weight: float = 1.0) -> dict[str, torch.Tensor]:
+def cast_loss(
+    logits: torch.Tensor, target: torch.Tensor, focal_weight: float = 1.0, dice_weight: float = 1.0
+) -> dict[str, torch.Tensor]:
     p = torch.sigmoid(logits.float()).clamp(1e-6, 1 - 1e-6).reshape(-1)
     t = target.float().reshape(-1)
-    focal = (-ALPHA * (1 - p).pow(GAMMA) * t * torch.log(p) - (1 - ALPHA) * p.pow(GAMMA) * (1 - t) * torch.log(1 - p)).mean()
+    focal = (
+        -ALPHA * (1 - p).pow(GAMMA) * t * torch.log(p) - (1 - ALPHA) * p.pow(GAMMA) * (1 - t) * torch.log(1 - p)
+    ).mean()
     positive = (2 * (p * t).sum() + SMOOTH) / ((p + t).sum() + SMOOTH)
     negative = (2 * ((1 - p) * (1 - t)).sum() + SMOOTH) / ((2 - p - t).sum() + SMOOTH)
     dice = 1.5 - positive - negative
@@ -30,7 +34,10 @@ def cast_loss(logits: torch.Tensor, target: torch.Tensor, focal_weight: float = 
 
 def hm_loss(probabilities: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     p, t = probabilities.float(), target.float()
-    focal = (-(1 - ALPHA) * p.pow(GAMMA) * (1 - t) * torch.log(1 - p + SMOOTH) - ALPHA * (1 - p).pow(GAMMA) * t * torch.log(p + SMOOTH)).mean()
+    focal = (
+        -(1 - ALPHA) * p.pow(GAMMA) * (1 - t) * torch.log(1 - p + SMOOTH)
+        - ALPHA * (1 - p).pow(GAMMA) * t * torch.log(p + SMOOTH)
+    ).mean()
     positive = ((p * t).sum(-1) + SMOOTH) / ((p.abs() + t.abs()).sum(-1) + SMOOTH)
     negative = (((1 - p) * (1 - t)).sum(-1) + SMOOTH) / ((2 - p.abs() - t.abs()).sum(-1) + SMOOTH)
     return focal + (1.5 - positive - negative).mean()

@@ -56,7 +56,11 @@ def check_inputs(pred: np.ndarray, gt: np.ndarray, where: str | Path | None = No
         if not np.isfinite(array).all():
             raise InputError(f"{name} contains NaN or Inf", where)
         if array.min() < 0 or array.max() > 1:
-            raise InputError(f"{name} must lie in [0, 1] (probabilities / soft labels), found [{array.min():.3g}, {array.max():.3g}]", where)
+            raise InputError(
+                f"{name} must lie in [0, 1] (probabilities / soft labels), found [{array.min():.3g}, "
+                f"{array.max():.3g}]",
+                where,
+            )
     return pred, gt
 
 
@@ -93,8 +97,11 @@ def standard(pred, gt, objects=None, affordances=None) -> dict:
     """Headline, per-object and per-affordance means of the per-sample metrics."""
     values = per_sample(pred, gt)
     count = len(values["mae"])
-    result = {"protocol": "standard", "overall": _summary(values, np.ones(count, bool)),
-              "empty_gt_samples": int(np.isnan(values["aiou"]).sum())}
+    result = {
+        "protocol": "standard",
+        "overall": _summary(values, np.ones(count, bool)),
+        "empty_gt_samples": int(np.isnan(values["aiou"]).sum()),
+    }
     for key, labels in (("per_object", objects), ("per_affordance", affordances)):
         if labels is not None:
             labels = np.asarray(labels).astype(str)
@@ -114,8 +121,16 @@ def pooled(pred, gt) -> dict:
         intersection, union = (mask & binary).sum(), (mask | binary).sum()
         ious.append(1.0 if union == 0 else intersection / union)
     sim = float(np.dot(p / (np.linalg.norm(p) + 1e-8), t / (np.linalg.norm(t) + 1e-8)))
-    return {"protocol": "cmat-pooled", "overall": {"aiou": float(np.mean(ious)), "auc": 0.5 if np.isnan(auc) else auc,
-                                                   "sim": sim, "mae": float(np.abs(p - t).mean()), "samples": int(pred.shape[0])}}
+    return {
+        "protocol": "cmat-pooled",
+        "overall": {
+            "aiou": float(np.mean(ious)),
+            "auc": 0.5 if np.isnan(auc) else auc,
+            "sim": sim,
+            "mae": float(np.abs(p - t).mean()),
+            "samples": int(pred.shape[0]),
+        },
+    }
 
 
 def evaluate(pred, gt, objects=None, affordances=None, protocol: str = "standard") -> dict:
@@ -136,9 +151,13 @@ def load_predictions(path: str | Path) -> dict:
         raise InputError(f"not a readable .npz file ({str(error).splitlines()[0]})", path) from None
     missing = [key for key in ("pred", "gt") if key not in arrays]
     if missing:
-        raise InputError(f"missing array {missing[0]!r} (a predictions file holds pred, gt and optionally object, affordance)", path)
+        raise InputError(
+            f"missing array {missing[0]!r} (a predictions file holds pred, gt and optionally object, affordance)", path
+        )
     arrays["pred"], arrays["gt"] = check_inputs(arrays["pred"], arrays["gt"], path)
     for key in ("object", "affordance"):
         if key in arrays and arrays[key].shape != (arrays["pred"].shape[0],):
-            raise InputError(f"{key} must hold one label per sample ({arrays['pred'].shape[0]}), got shape {arrays[key].shape}", path)
+            raise InputError(
+                f"{key} must hold one label per sample ({arrays['pred'].shape[0]}), got shape {arrays[key].shape}", path
+            )
     return arrays

@@ -75,8 +75,12 @@ class Propagate(nn.Module):
     def __init__(self, width: int):
         super().__init__()
         self.mlp = nn.Sequential(
-            nn.Conv1d(width, width, 1), BatchNorm1d(width), nn.ReLU(inplace=True),
-            nn.Conv1d(width, width, 1), BatchNorm1d(width), nn.ReLU(inplace=True),
+            nn.Conv1d(width, width, 1),
+            BatchNorm1d(width),
+            nn.ReLU(inplace=True),
+            nn.Conv1d(width, width, 1),
+            BatchNorm1d(width),
+            nn.ReLU(inplace=True),
         )
 
     def forward(self, points, centres, tokens):
@@ -93,17 +97,31 @@ class CAST(nn.Module):
         self.text_projection = nn.Linear(c.text_dim, c.width) if c.text_dim else None
         self.image_projection = nn.Linear(c.image_dim, c.width) if c.image_dim else None
         kinds = ["point", "text", "image"] if c.type_embeddings == "modality" else ["point", "prompt"]
-        self.type_embedding = nn.ParameterDict({kind: nn.Parameter(torch.randn(1, 1, c.width) * 0.02) for kind in kinds})
+        self.type_embedding = nn.ParameterDict(
+            {kind: nn.Parameter(torch.randn(1, 1, c.width) * 0.02) for kind in kinds}
+        )
         if c.null_prompt:
             self.null_token = nn.ParameterDict(
-                {kind: nn.Parameter(torch.randn(1, 1, c.width) * 0.02) for kind, dim in (("text", c.text_dim), ("image", c.image_dim)) if dim}
+                {
+                    kind: nn.Parameter(torch.randn(1, 1, c.width) * 0.02)
+                    for kind, dim in (("text", c.text_dim), ("image", c.image_dim))
+                    if dim
+                }
             )
         self.propagate = Propagate(c.width)
-        layer = nn.TransformerEncoderLayer(c.width, c.fusion_heads, c.fusion_ffn, c.dropout, activation="gelu", batch_first=True)
-        self.fusion = nn.TransformerEncoder(layer, c.fusion_layers, norm=nn.LayerNorm(c.width), enable_nested_tensor=False)
+        layer = nn.TransformerEncoderLayer(
+            c.width, c.fusion_heads, c.fusion_ffn, c.dropout, activation="gelu", batch_first=True
+        )
+        self.fusion = nn.TransformerEncoder(
+            layer, c.fusion_layers, norm=nn.LayerNorm(c.width), enable_nested_tensor=False
+        )
         self.head = nn.Sequential(
-            nn.Linear(c.width, c.head_hidden), nn.ReLU(inplace=True), nn.Dropout(c.dropout),
-            nn.Linear(c.head_hidden, c.head_hidden), nn.ReLU(inplace=True), nn.Dropout(c.dropout),
+            nn.Linear(c.width, c.head_hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(c.dropout),
+            nn.Linear(c.head_hidden, c.head_hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(c.dropout),
             nn.Linear(c.head_hidden, 1),
         )
         for projection in (self.point_projection, self.text_projection, self.image_projection):
@@ -123,7 +141,9 @@ class CAST(nn.Module):
             raise InputError(f"this CAST has no {kind} prompt encoder ({kind}_dim is unset)")
         if tokens.dim() != 3 or tokens.shape[-1] != projection.in_features:
             raise InputError(f"{kind} prompt must be (B, T, {projection.in_features}), got {tuple(tokens.shape)}")
-        padding = torch.zeros(tokens.shape[:2], dtype=torch.bool, device=tokens.device) if mask is None else ~mask.bool()
+        padding = (
+            torch.zeros(tokens.shape[:2], dtype=torch.bool, device=tokens.device) if mask is None else ~mask.bool()
+        )
         projected = projection(tokens)
         if present is not None:  # per-sample null prompts: the null token first, the rest masked
             if not self.config.null_prompt:
@@ -131,11 +151,15 @@ class CAST(nn.Module):
             absent = ~present.bool().view(-1, 1)
             first = torch.zeros_like(padding)
             first[:, 0] = True
-            projected = torch.where((absent & first).unsqueeze(-1), self.null_token[kind].to(projected.dtype), projected)
+            projected = torch.where(
+                (absent & first).unsqueeze(-1), self.null_token[kind].to(projected.dtype), projected
+            )
             padding = torch.where(absent, ~first, padding)
         return projected + self.type_embedding[type_key], padding
 
-    def forward(self, points, text=None, text_mask=None, image=None, image_mask=None, text_present=None, image_present=None) -> torch.Tensor:
+    def forward(
+        self, points, text=None, text_mask=None, image=None, image_mask=None, text_present=None, image_present=None
+    ) -> torch.Tensor:
         """Per-point logits (B, N). ``text`` / ``image``: prompt-encoder tokens (B, T, D) with masks
         (B, T), True = a real token; either may be None when the model has null prompts.
         ``*_present`` (B,) bool, optional: False swaps that sample's prompt for the null token
@@ -148,11 +172,17 @@ class CAST(nn.Module):
         if self.config.fusion == "points":
             geometry = self.propagate(points, centres, geometry)
         prompts = [
-            p for p in (self._prompt("text", text, text_mask, text_present, batch), self._prompt("image", image, image_mask, image_present, batch))
+            p
+            for p in (
+                self._prompt("text", text, text_mask, text_present, batch),
+                self._prompt("image", image, image_mask, image_present, batch),
+            )
             if p is not None
         ]
         sequence = torch.cat([geometry + self.type_embedding["point"]] + [p[0] for p in prompts], dim=1)
-        padding = torch.cat([torch.zeros(geometry.shape[:2], dtype=torch.bool, device=points.device)] + [p[1] for p in prompts], dim=1)
+        padding = torch.cat(
+            [torch.zeros(geometry.shape[:2], dtype=torch.bool, device=points.device)] + [p[1] for p in prompts], dim=1
+        )
         fused = self.fusion(sequence, src_key_padding_mask=padding)[:, : geometry.shape[1]]
         if self.config.fusion == "patches":
             fused = self.propagate(points, centres, fused)
@@ -166,9 +196,17 @@ class CAST(nn.Module):
         groups and fine-tunes with 64 or 128."""
         pretrained = PointMAE.from_pretrained(folder)
         mine, theirs = asdict(self.config.backbone), asdict(pretrained.config)
-        different = [k for k in mine if k not in ("reconstruction", "mask_ratio", "drop_path", "num_group", "group_size") and mine[k] != theirs[k]]
+        different = [
+            k
+            for k in mine
+            if k not in ("reconstruction", "mask_ratio", "drop_path", "num_group", "group_size")
+            and mine[k] != theirs[k]
+        ]
         if different:
-            raise InputError(f"backbone {different[0]} is {theirs[different[0]]} in the checkpoint, {mine[different[0]]} here", folder)
+            raise InputError(
+                f"backbone {different[0]} is {theirs[different[0]]} in the checkpoint, {mine[different[0]]} here",
+                folder,
+            )
         state = pretrained.encoder_state()
         self.backbone.load_state_dict(state, strict=True)
         return sorted(set(pretrained.state_dict()) - set(state))

@@ -57,11 +57,15 @@ class PointMAEConfig:
 
     def check(self) -> "PointMAEConfig":
         if self.reconstruction not in RECONSTRUCTIONS:
-            raise InputError(f"model.reconstruction must be one of {', '.join(RECONSTRUCTIONS)}, got {self.reconstruction!r}")
+            raise InputError(
+                f"model.reconstruction must be one of {', '.join(RECONSTRUCTIONS)}, got {self.reconstruction!r}"
+            )
         if self.trans_dim % self.num_heads or self.trans_dim % self.decoder_heads:
             raise InputError(f"model.trans_dim {self.trans_dim} must divide by the head counts")
         if not 0 < self.mask_ratio < 1 or int(self.mask_ratio * self.num_group) < 1:
-            raise InputError(f"model.mask_ratio {self.mask_ratio} must mask at least one of {self.num_group} patches and keep one")
+            raise InputError(
+                f"model.mask_ratio {self.mask_ratio} must mask at least one of {self.num_group} patches and keep one"
+            )
         return self
 
     @property
@@ -100,7 +104,9 @@ class BatchNorm1d(nn.BatchNorm1d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         import torch.distributed as dist
 
-        if self.local or not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        if self.local or not (
+            self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        ):
             return super().forward(x)
         dims = [0, 2] if x.dim() == 3 else [0]
         count = torch.tensor(float(x.numel() // x.shape[1]), device=x.device)
@@ -137,8 +143,12 @@ class PatchEmbed(nn.Module):
 
     def __init__(self, dims: int):
         super().__init__()
-        self.first_conv = nn.Sequential(nn.Conv1d(3, 128, 1), BatchNorm1d(128), nn.ReLU(inplace=True), nn.Conv1d(128, 256, 1))
-        self.second_conv = nn.Sequential(nn.Conv1d(512, 512, 1), BatchNorm1d(512), nn.ReLU(inplace=True), nn.Conv1d(512, dims, 1))
+        self.first_conv = nn.Sequential(
+            nn.Conv1d(3, 128, 1), BatchNorm1d(128), nn.ReLU(inplace=True), nn.Conv1d(128, 256, 1)
+        )
+        self.second_conv = nn.Sequential(
+            nn.Conv1d(512, 512, 1), BatchNorm1d(512), nn.ReLU(inplace=True), nn.Conv1d(512, dims, 1)
+        )
 
     def forward(self, neighbourhoods: torch.Tensor) -> torch.Tensor:
         batch, groups, size, _ = neighbourhoods.shape
@@ -170,7 +180,9 @@ class Block(nn.Module):
         batch, tokens, dim = x.shape
         qkv = self.qkv(self.norm1(x)).reshape(batch, tokens, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
         attended = nn.functional.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
-        x = x + self._drop(self.proj(attended.transpose(1, 2).reshape(batch, tokens, dim)), None if noise is None else noise[:, 0])
+        x = x + self._drop(
+            self.proj(attended.transpose(1, 2).reshape(batch, tokens, dim)), None if noise is None else noise[:, 0]
+        )
         return x + self._drop(self.mlp(self.norm2(x)), None if noise is None else noise[:, 1])
 
 
@@ -210,7 +222,9 @@ class PointMAE(nn.Module):
             self.point_head = nn.Conv1d(c.trans_dim, 3 * c.group_size, 1)
         elif c.reconstruction == "centers":
             self.slot_embed = nn.Embedding(c.num_group, c.trans_dim)
-            self.centre_head = nn.Sequential(nn.Linear(2 * c.trans_dim, c.trans_dim), nn.GELU(), nn.Linear(c.trans_dim, 3))
+            self.centre_head = nn.Sequential(
+                nn.Linear(2 * c.trans_dim, c.trans_dim), nn.GELU(), nn.Linear(c.trans_dim, 3)
+            )
         self.apply(self._init)
         if c.reconstruction == "chamfer":
             nn.init.trunc_normal_(self.mask_token, std=0.02)
@@ -262,7 +276,14 @@ class PointMAE(nn.Module):
         visible, masked = self.split(mask_noise)
         encoder_noise = None if drop_noise is None else drop_noise[:, : c.depth]
         tokens = self.encode(neighbourhoods, centres, visible, encoder_noise)
-        out = {"points": points, "centres": centres, "index": index, "visible": visible, "masked": masked, "tokens": tokens}
+        out = {
+            "points": points,
+            "centres": centres,
+            "index": index,
+            "visible": visible,
+            "masked": masked,
+            "tokens": tokens,
+        }
         masked_centres = gather_points(centres, masked)
         if c.reconstruction == "none":
             raise InputError("this Point-MAE has no reconstruction head (reconstruction: none)")
@@ -276,7 +297,9 @@ class PointMAE(nn.Module):
             x = torch.cat([tokens, self.mask_token.expand(points.shape[0], masked.shape[1], -1)], dim=1)
             x = self.decoder_norm(self.decoder(x, positions, decoder_noise))[:, -masked.shape[1] :]
             batch, count = masked.shape
-            out["prediction"] = self.point_head(x.transpose(1, 2)).transpose(1, 2).reshape(batch, count, c.group_size, 3)
+            out["prediction"] = (
+                self.point_head(x.transpose(1, 2)).transpose(1, 2).reshape(batch, count, c.group_size, 3)
+            )
             out["target"] = gather_points(neighbourhoods.flatten(2), masked).reshape(batch, count, c.group_size, 3)
         return out
 

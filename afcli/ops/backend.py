@@ -61,9 +61,7 @@ def backend_of(op: str) -> str:
 
 def report() -> dict[str, str]:
     """``{op: "compiled (torch_cluster)" | "torch"}`` for ``afcli doctor``."""
-    return {
-        op: f"{COMPILED} ({PROVIDER[op]})" if backend_of(op) == COMPILED else TORCH for op in PROVIDER
-    }
+    return {op: f"{COMPILED} ({PROVIDER[op]})" if backend_of(op) == COMPILED else TORCH for op in PROVIDER}
 
 
 @contextmanager

@@ -153,7 +153,11 @@ def group(
 
 
 def three_nn_interpolate(
-    targets: torch.Tensor, sources: torch.Tensor, source_features: torch.Tensor, eps: float = 1e-8, squared: bool = False
+    targets: torch.Tensor,
+    sources: torch.Tensor,
+    source_features: torch.Tensor,
+    eps: float = 1e-8,
+    squared: bool = False,
 ) -> torch.Tensor:
     """PointNet++ feature propagation: features of ``sources`` (B, m, 3) / (B, m, C) carried to
     ``targets`` (B, n, 3) by inverse-distance weights of the 3 nearest sources.

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from afcli.config import check_numbers
+from afcli.console import note
 from afcli.engine.distributed import Launch, external_rank, launch, launched_externally, pick_device
 from afcli.engine.run import settings_for_run, train_rank, write_run
 from afcli.engine.trainer import OptimSettings
-from afcli.console import note
-from afcli.config import check_numbers
 from afcli.errors import InputError
 from afcli.losses.cmat import CMATLossConfig, cmat_loss
 from afcli.models.point_mae import PointMAE, PointMAEConfig
@@ -61,9 +61,14 @@ class CMATSettings:
         if self.data.store is None:
             raise InputError("no store given (--store S.h5)")
         if "aff" in self.loss.enabled and self.data.teacher is None:
-            raise InputError("the affinity loss needs lifted features: --teacher (e.g. dinov3-vitl16), or --set loss.terms=rec")
+            raise InputError(
+                "the affinity loss needs lifted features: --teacher (e.g. dinov3-vitl16), or --set loss.terms=rec"
+            )
         if self.data.sampling not in SAMPLINGS or self.data.augment not in AUGMENTATIONS:
-            raise InputError(f"data.sampling must be one of {', '.join(SAMPLINGS)} and data.augment one of {', '.join(AUGMENTATIONS)}")
+            raise InputError(
+                f"data.sampling must be one of {', '.join(SAMPLINGS)} and data.augment one of "
+                f"{', '.join(AUGMENTATIONS)}"
+            )
         if self.epochs < 1 or self.batch_size < 1:
             raise InputError("epochs and batch_size must be positive")
         pick_device(self.device)
@@ -168,7 +173,9 @@ def prepare_run(settings: CMATSettings | None, run_dir: Path, resume: dict | Non
     return settings
 
 
-def pretrain(settings: CMATSettings, run_dir: str | Path, *, plan: Launch | None = None, show_progress: bool = True) -> dict:
+def pretrain(
+    settings: CMATSettings, run_dir: str | Path, *, plan: Launch | None = None, show_progress: bool = True
+) -> dict:
     """Pre-train a CMAT backbone into a new ``run_dir``; ``plan`` launches several processes."""
     run_dir = Path(run_dir)
     plan = (plan or Launch()).check(settings.device)  # before the run directory is written
@@ -176,10 +183,27 @@ def pretrain(settings: CMATSettings, run_dir: str | Path, *, plan: Launch | None
     return launch(plan, train_rank, "pretrain cmat", CMATTask, (settings,), settings, run_dir, False, show_progress)
 
 
-def resume_run(run_dir: str | Path, *, epochs: int | None = None, device: str | None = None, store: str | Path | None = None,
-               plan: Launch | None = None, show_progress: bool = True) -> dict:
+def resume_run(
+    run_dir: str | Path,
+    *,
+    epochs: int | None = None,
+    device: str | None = None,
+    store: str | Path | None = None,
+    plan: Launch | None = None,
+    show_progress: bool = True,
+) -> dict:
     """Continue the run in ``run_dir`` from its last epoch (optionally to more ``epochs``); ``store``:
     where its store is now, if it moved (it must be the same store)."""
     run_dir = Path(run_dir)
     settings = prepare_run(None, run_dir, {"epochs": epochs, "device": device, "store": store})
-    return launch((plan or Launch()).check(settings.device), train_rank, "pretrain cmat", CMATTask, (settings,), settings, run_dir, True, show_progress)
+    return launch(
+        (plan or Launch()).check(settings.device),
+        train_rank,
+        "pretrain cmat",
+        CMATTask,
+        (settings,),
+        settings,
+        run_dir,
+        True,
+        show_progress,
+    )

@@ -82,10 +82,16 @@ def _embree_index(vertices: torch.Tensor, faces: torch.Tensor, cameras: Cameras)
     ray_origins = origins.double().repeat_interleave(count, 0).cpu().numpy()
     ray_directions = torch.nn.functional.normalize(directions.double().reshape(-1, 3), dim=-1).cpu().numpy()
     hits = RayMeshIntersector(mesh, scale_to_box=False).intersects_first(ray_origins, ray_directions)
-    return torch.from_numpy(np.asarray(hits, np.int64)).view(len(cameras), cameras.height, cameras.width).to(vertices.device)
+    return (
+        torch.from_numpy(np.asarray(hits, np.int64))
+        .view(len(cameras), cameras.height, cameras.width)
+        .to(vertices.device)
+    )
 
 
-def _shade(shape: Shape, views_index: torch.Tensor, depth: torch.Tensor, cameras: Cameras, light, background) -> torch.Tensor:
+def _shade(
+    shape: Shape, views_index: torch.Tensor, depth: torch.Tensor, cameras: Cameras, light, background
+) -> torch.Tensor:
     """Lambertian shading, two-sided (normals turned towards the camera), plus an ambient term."""
     device = views_index.device
     hit = views_index >= 0
@@ -110,7 +116,9 @@ def _shade(shape: Shape, views_index: torch.Tensor, depth: torch.Tensor, cameras
     normal = torch.nn.functional.normalize(normal, dim=-1)
     normal = torch.where(((normal * direction).sum(-1, keepdim=True) > 0), -normal, normal)
     towards_light = cameras.c2w[view, :3, :3].float() @ torch.tensor(light, dtype=torch.float32, device=device)
-    intensity = AMBIENT + (1 - AMBIENT) * (normal * torch.nn.functional.normalize(towards_light, dim=-1)).sum(-1).clamp(min=0)
+    intensity = AMBIENT + (1 - AMBIENT) * (normal * torch.nn.functional.normalize(towards_light, dim=-1)).sum(-1).clamp(
+        min=0
+    )
     rgb = torch.tensor(background, dtype=torch.uint8, device=device).expand(*views_index.shape, 3).clone()
     rgb[hit] = (color * intensity.unsqueeze(-1) * 255).round().clamp(0, 255).to(torch.uint8)
     return rgb

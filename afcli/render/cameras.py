@@ -115,6 +115,8 @@ def make_rig(rig: str = "sphere", views: int = 12, size: int = 224, fov: float =
     eyes = []
     for azimuth, elevation in rig_angles(rig, views):
         a, e = math.radians(azimuth), math.radians(elevation)
-        eyes.append((distance * math.cos(e) * math.sin(a), distance * math.sin(e), distance * math.cos(e) * math.cos(a)))
+        eyes.append(
+            (distance * math.cos(e) * math.sin(a), distance * math.sin(e), distance * math.cos(e) * math.cos(a))
+        )
     pose = look_at(torch.tensor(eyes, dtype=torch.float64))
     return Cameras(intrinsics(size, views, fov).float(), pose.float(), size, size)

@@ -47,7 +47,9 @@ def contact_sheet(rows: list, path: str | Path) -> Path:
         top = r * (3 * THUMB + LABEL)
         draw.text((4, top + 1), sample_id, fill=(230, 230, 230), font=label_font())
         for v in range(views):
-            for k, image in enumerate((rendered.rgb[v].cpu().numpy(), _depth_image(rendered.depth[v]), _index_image(rendered.index[v]))):
+            for k, image in enumerate(
+                (rendered.rgb[v].cpu().numpy(), _depth_image(rendered.depth[v]), _index_image(rendered.index[v]))
+            ):
                 thumb = Image.fromarray(image).resize((THUMB, THUMB), Image.NEAREST if k == 2 else Image.BILINEAR)
                 sheet.paste(thumb, (v * THUMB, top + LABEL + k * THUMB))
     return _save(sheet, path)
@@ -71,12 +73,17 @@ def heat_colours(heat: np.ndarray) -> np.ndarray:
     return np.array([0.75, 0.75, 0.75], np.float32) * (1 - heat) + np.array([0.9, 0.1, 0.1], np.float32) * heat
 
 
-def render_heat(points: np.ndarray, normals: np.ndarray, heat: np.ndarray, size: int = 224, views: tuple[int, ...] = (1,)) -> list[np.ndarray]:
+def render_heat(
+    points: np.ndarray, normals: np.ndarray, heat: np.ndarray, size: int = 224, views: tuple[int, ...] = (1,)
+) -> list[np.ndarray]:
     """A point cloud splatted from ring-rig views (a three-quarter view first), coloured by ``heat``."""
     from afcli.render import Shape, make_rig, render
 
-    shape = Shape(torch.from_numpy(np.asarray(points, np.float32)), normals=torch.from_numpy(np.asarray(normals, np.float32)),
-                  vertex_colors=torch.from_numpy(heat_colours(heat)))
+    shape = Shape(
+        torch.from_numpy(np.asarray(points, np.float32)),
+        normals=torch.from_numpy(np.asarray(normals, np.float32)),
+        vertex_colors=torch.from_numpy(heat_colours(heat)),
+    )
     rgb = render(shape, make_rig("ring", 8, size), backend="torch").rgb
     return [rgb[v].numpy() for v in views]
 
@@ -90,7 +97,9 @@ def label_font(size: int = 12):
     candidates = ["DejaVuSans.ttf"]
     spec = importlib.util.find_spec("matplotlib")
     if spec is not None and spec.submodule_search_locations:
-        candidates.append(str(Path(next(iter(spec.submodule_search_locations))) / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"))
+        candidates.append(
+            str(Path(next(iter(spec.submodule_search_locations))) / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf")
+        )
     for candidate in candidates:
         try:
             return ImageFont.truetype(candidate, size)

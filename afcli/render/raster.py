@@ -53,7 +53,9 @@ def rasterize_mesh(vertices: torch.Tensor, faces: torch.Tensor, cameras: Cameras
     for level in torch.unique(bucket[keep]).tolist():
         members = torch.nonzero(keep & (bucket == level)).squeeze(1)
         side = 1 << level
-        dy, dx = torch.meshgrid(torch.arange(side, device=lo.device), torch.arange(side, device=lo.device), indexing="ij")
+        dy, dx = torch.meshgrid(
+            torch.arange(side, device=lo.device), torch.arange(side, device=lo.device), indexing="ij"
+        )
         offsets = torch.stack([dx.reshape(-1), dy.reshape(-1)], -1).to(lo.dtype)
         step = max(1, _CHUNK // offsets.shape[0])
         for start in range(0, members.numel(), step):
@@ -62,9 +64,15 @@ def rasterize_mesh(vertices: torch.Tensor, faces: torch.Tensor, cameras: Cameras
             inside_box = (candidate <= hi[tri].unsqueeze(1)).all(-1)
             p = candidate
             ta, tb, tc = a[tri].unsqueeze(1), b[tri].unsqueeze(1), c[tri].unsqueeze(1)
-            w0 = (tb[..., 0] - p[..., 0]) * (tc[..., 1] - p[..., 1]) - (tb[..., 1] - p[..., 1]) * (tc[..., 0] - p[..., 0])
-            w1 = (tc[..., 0] - p[..., 0]) * (ta[..., 1] - p[..., 1]) - (tc[..., 1] - p[..., 1]) * (ta[..., 0] - p[..., 0])
-            w2 = (ta[..., 0] - p[..., 0]) * (tb[..., 1] - p[..., 1]) - (ta[..., 1] - p[..., 1]) * (tb[..., 0] - p[..., 0])
+            w0 = (tb[..., 0] - p[..., 0]) * (tc[..., 1] - p[..., 1]) - (tb[..., 1] - p[..., 1]) * (
+                tc[..., 0] - p[..., 0]
+            )
+            w1 = (tc[..., 0] - p[..., 0]) * (ta[..., 1] - p[..., 1]) - (tc[..., 1] - p[..., 1]) * (
+                ta[..., 0] - p[..., 0]
+            )
+            w2 = (ta[..., 0] - p[..., 0]) * (tb[..., 1] - p[..., 1]) - (ta[..., 1] - p[..., 1]) * (
+                tb[..., 0] - p[..., 0]
+            )
             sign = torch.sign(area[tri]).unsqueeze(1)
             w0, w1, w2 = w0 * sign, w1 * sign, w2 * sign
             inside = inside_box & (w0 >= 0) & (w1 >= 0) & (w2 >= 0)

@@ -10,7 +10,8 @@ from typing import Callable
 import h5py
 import numpy as np
 
-from afcli.store.queries import PREFIX as QUERIES, check_queries, is_query_array
+from afcli.store.queries import PREFIX as QUERIES
+from afcli.store.queries import check_queries, is_query_array
 from afcli.store.schema import (
     DONE,
     FIXED,
@@ -29,7 +30,9 @@ IMPORT_STAGE = "import"
 
 def lifted_teachers(f) -> list[str]:
     """Ids of the teachers whose features the store holds (``/features/<id>``)."""
-    return sorted(name.split("/")[1] for name in array_names(f) if name.startswith("features/") and not name.endswith("_seen"))
+    return sorted(
+        name.split("/")[1] for name in array_names(f) if name.startswith("features/") and not name.endswith("_seen")
+    )
 
 
 def store_identity(path: str | Path) -> dict:
@@ -37,7 +40,11 @@ def store_identity(path: str | Path) -> dict:
     of its sample ids (a copy elsewhere keeps the last two)."""
     with open_store(path) as f:
         ids = [bytes(sample_id) for sample_id in f["samples/id"][:]]
-    return {"path": str(Path(path).resolve()), "samples": len(ids), "ids_sha256": hashlib.sha256(b"\n".join(ids)).hexdigest()[:16]}
+    return {
+        "path": str(Path(path).resolve()),
+        "samples": len(ids),
+        "ids_sha256": hashlib.sha256(b"\n".join(ids)).hexdigest()[:16],
+    }
 
 
 def _stages(f: h5py.File) -> list[str]:
@@ -120,9 +127,9 @@ def stage_arrays(f: h5py.File, stage: str) -> list[str]:
     if stage == IMPORT_STAGE:
         named = ["points/xyz", "points/normal"]
     elif stage.startswith("lift-"):
-        named = [f"features/{stage[len('lift-'):]}", f"features/{stage[len('lift-'):]}_seen"]
+        named = [f"features/{stage[len('lift-') :]}", f"features/{stage[len('lift-') :]}_seen"]
     else:
-        group = f"views/{stage[len('render-'):]}/" if stage.startswith("render-") else None
+        group = f"views/{stage[len('render-') :]}/" if stage.startswith("render-") else None
         named = [name for name in array_names(f) if group and name.startswith(group)]
     return [name for name in named if name in f]
 
@@ -175,7 +182,9 @@ def verify_store(path: str | Path) -> dict:
         offsets = None
         if ragged:
             offsets = problems.read("/points/offsets", lambda: f["points/offsets"][:])
-            if offsets is not None and (len(offsets) != num_samples + 1 or offsets[0] != 0 or np.any(np.diff(offsets) < 0)):
+            if offsets is not None and (
+                len(offsets) != num_samples + 1 or offsets[0] != 0 or np.any(np.diff(offsets) < 0)
+            ):
                 problems.append("points/offsets is not a non-decreasing (S+1,) array starting at 0")
                 offsets = None
         total_points = int(offsets[-1]) if offsets is not None else None
@@ -204,11 +213,17 @@ def verify_store(path: str | Path) -> dict:
                 per_point = ragged and bool(f[name].attrs.get("per_point", False))
                 if per_point and offsets is None:
                     continue
-                lost = problems.read(f"/{name} chunk index", lambda: _unwritten_rows(f[name], np.flatnonzero(done[stage]), offsets if per_point else None), [])
+                lost = problems.read(
+                    f"/{name} chunk index",
+                    lambda: _unwritten_rows(f[name], np.flatnonzero(done[stage]), offsets if per_point else None),
+                    [],
+                )
                 if lost:
                     unwritten.setdefault(stage, set()).update(lost)
-                    problems.append(f"/{name}: {len(lost)} samples marked done in {stage} were never written, "
-                                    f"first {ids[lost[0]]} (store verify --fix marks them pending for a re-run)")
+                    problems.append(
+                        f"/{name}: {len(lost)} samples marked done in {stage} were never written, "
+                        f"first {ids[lost[0]]} (store verify --fix marks them pending for a re-run)"
+                    )
 
         for name in names:
             if name.startswith("status/") or name == "points/offsets" or is_query_array(name):
@@ -224,8 +239,14 @@ def verify_store(path: str | Path) -> dict:
                 problems.append(f"/{name} has {dataset.shape[1]} points per sample, store says {f.attrs['num_points']}")
             problems.extend(_scan(dataset, name, ids, offsets if ragged and per_point else None))
         problems.extend(problems.read("the query table", lambda: check_queries(f), []))
-    return {"path": str(path), "ok": not problems, "problems": list(problems), "notes": notes, "samples": num_samples,
-            "unwritten": {stage: sorted(rows) for stage, rows in unwritten.items()}}
+    return {
+        "path": str(path),
+        "ok": not problems,
+        "problems": list(problems),
+        "notes": notes,
+        "samples": num_samples,
+        "unwritten": {stage: sorted(rows) for stage, rows in unwritten.items()},
+    }
 
 
 def _scan(dataset: h5py.Dataset, name: str, ids: list[str], offsets: np.ndarray | None) -> list[str]:

@@ -20,7 +20,8 @@ import numpy as np
 from afcli import __version__
 from afcli.errors import InputError
 from afcli.files import written
-from afcli.store.queries import PREFIX as QUERIES, shifted_sample_rows
+from afcli.store.queries import PREFIX as QUERIES
+from afcli.store.queries import shifted_sample_rows
 from afcli.store.schema import array_names, decode, open_store, row_blocks
 
 QUERY_SAMPLE = QUERIES + "sample"

@@ -34,7 +34,13 @@ from afcli.store.schema import decode
 
 PREFIX = "queries/"
 COLUMNS = {
-    "id": "S128", "sample": "i8", "object": "S32", "affordance": "S32", "split": "S16", "text": "S4096", "image": "S512",
+    "id": "S128",
+    "sample": "i8",
+    "object": "S32",
+    "affordance": "S32",
+    "split": "S16",
+    "text": "S4096",
+    "image": "S512",
 }
 SPLITS = ("train", "val", "test")
 
@@ -68,8 +74,15 @@ def ensure_queries(f: h5py.File) -> None:
 
 
 def _encoded(query: Query) -> dict[str, object]:
-    values = {"id": query.id, "sample": query.sample, "object": query.object, "affordance": query.affordance,
-              "split": query.split, "text": json.dumps(query.text), "image": query.image}
+    values = {
+        "id": query.id,
+        "sample": query.sample,
+        "object": query.object,
+        "affordance": query.affordance,
+        "split": query.split,
+        "text": json.dumps(query.text),
+        "image": query.image,
+    }
     for column, value in values.items():
         if isinstance(value, str):
             raw = value.encode("utf-8")
@@ -128,12 +141,18 @@ class QueryTable:
 
 def read_queries(f: h5py.File, where=None) -> QueryTable:
     if PREFIX + "id" not in f:
-        raise InputError("the store holds no queries (import a benchmark, or the built-in set, with afcli data import)", where)
+        raise InputError(
+            "the store holds no queries (import a benchmark, or the built-in set, with afcli data import)", where
+        )
     columns = {column: f[PREFIX + column][:] for column in COLUMNS}
     return QueryTable(
-        id=decode(columns["id"]), sample=columns["sample"].astype(np.int64), object=decode(columns["object"]),
-        affordance=decode(columns["affordance"]), split=decode(columns["split"]),
-        text=[json.loads(t) for t in decode(columns["text"])], image=decode(columns["image"]),
+        id=decode(columns["id"]),
+        sample=columns["sample"].astype(np.int64),
+        object=decode(columns["object"]),
+        affordance=decode(columns["affordance"]),
+        split=decode(columns["split"]),
+        text=[json.loads(t) for t in decode(columns["text"])],
+        image=decode(columns["image"]),
     )
 
 

@@ -128,4 +128,3 @@ class StoreDataset(torch.utils.data.Dataset):
             else:
                 batch[name] = torch.stack(values)
         return batch
-

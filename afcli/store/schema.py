@@ -58,7 +58,9 @@ def read_sample(f: h5py.File, row: int, name: str) -> np.ndarray:
 def require_finite(values: np.ndarray, name: str, sample: str, path: str | Path) -> np.ndarray:
     """Stored floats with NaN or Inf (a damaged or hand-edited store) stop the stage that reads them."""
     if values.dtype.kind == "f" and not np.isfinite(values).all():
-        raise InputError(f"sample {sample}: /{name} holds NaN or Inf (afcli store verify lists every such sample)", path)
+        raise InputError(
+            f"sample {sample}: /{name} holds NaN or Inf (afcli store verify lists every such sample)", path
+        )
     return values
 
 

@@ -229,18 +229,26 @@ class StoreWriter:
     def _check_existing(self, name, tail, dtype, per_point, attrs) -> h5py.Dataset:
         dataset = self.f[name]
         lead = (2 if self.layout == FIXED else 1) if per_point else 1
-        if dataset.shape[lead:] != tail or dataset.dtype != dtype or bool(dataset.attrs.get("per_point", False)) != per_point:
+        if (
+            dataset.shape[lead:] != tail
+            or dataset.dtype != dtype
+            or bool(dataset.attrs.get("per_point", False)) != per_point
+        ):
             raise InputError(
-                f"/{name} holds {dataset.dtype}{list(dataset.shape[lead:])}, "
-                f"this stage writes {dtype}{list(tail)}",
+                f"/{name} holds {dataset.dtype}{list(dataset.shape[lead:])}, this stage writes {dtype}{list(tail)}",
                 self.path,
             )
         for key, value in attrs.items():
             stored = dataset.attrs.get(key)
             if stored is None:
-                raise InputError(f"/{name} was written without recording {key} (an older afcli), this run uses {_plain(value)}", self.path)
+                raise InputError(
+                    f"/{name} was written without recording {key} (an older afcli), this run uses {_plain(value)}",
+                    self.path,
+                )
             if not np.array_equal(np.asarray(stored), np.asarray(value)):
-                raise InputError(f"/{name} was written with {key}={_plain(stored)}, this run uses {_plain(value)}", self.path)
+                raise InputError(
+                    f"/{name} was written with {key}={_plain(stored)}, this run uses {_plain(value)}", self.path
+                )
         return dataset
 
     def ensure_stage(self, stage: str, arrays: Sequence[str] = ()) -> h5py.Dataset:
@@ -375,7 +383,10 @@ class StoreWriter:
         needed = sum(np.asarray(value).nbytes for value in arrays.values())
         free = shutil.disk_usage(self.path.parent).free
         if free < needed + SPACE_HEADROOM:
-            detail = f"{free / 1e6:.1f} MB free; a sample needs {needed / 1e6:.1f} MB and {SPACE_HEADROOM / 1e6:.1f} MB stays spare"
+            detail = (
+                f"{free / 1e6:.1f} MB free; a sample needs {needed / 1e6:.1f} MB and "
+                f"{SPACE_HEADROOM / 1e6:.1f} MB stays spare"
+            )
             raise InputError(disk_full(detail), self.path)
 
     @contextmanager
@@ -385,5 +396,7 @@ class StoreWriter:
             yield
         except (OSError, RuntimeError) as error:
             self._failed = True
-            failure = write_failure(error, self.path) or InputError(f"cannot write ({' '.join(str(error).split())[:200]})", self.path)
+            failure = write_failure(error, self.path) or InputError(
+                f"cannot write ({' '.join(str(error).split())[:200]})", self.path
+            )
             raise failure from None

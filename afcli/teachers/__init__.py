@@ -29,7 +29,10 @@ class TeacherEntry:
 
 TEACHERS = {
     "dinov3": TeacherEntry(
-        "afcli.teachers.vit:dinov3", "vitl16", ("vits16", "vits16plus", "vitb16", "vitl16", "vith16plus"), 224,
+        "afcli.teachers.vit:dinov3",
+        "vitl16",
+        ("vits16", "vits16plus", "vitb16", "vitl16", "vith16plus"),
+        224,
         "transformers",
     ),
     "dinov2": TeacherEntry(
@@ -40,7 +43,9 @@ TEACHERS = {
         "transformers",
     ),
     "clip": TeacherEntry("afcli.teachers.clip:clip", "ViT-B-16@openai", None, None, "open_clip"),
-    "effnet-lite0": TeacherEntry("afcli.teachers.effnet:effnet_lite0", "s16", ("s16", "s32"), 224, "efficientnet_lite_pytorch"),
+    "effnet-lite0": TeacherEntry(
+        "afcli.teachers.effnet:effnet_lite0", "s16", ("s16", "s32"), 224, "efficientnet_lite_pytorch"
+    ),
 }
 
 
@@ -99,13 +104,20 @@ def lifted_teacher(store, spec: str) -> str:
     if wanted not in have:
         raise InputError(
             f"no features of teacher {spec!r} (features/{wanted}) in the store; it has {', '.join(have) or 'none'}: "
-            f"run `afcli lift --teacher {spec}` first", store
+            f"run `afcli lift --teacher {spec}` first",
+            store,
         )
     return wanted
 
 
 def load_teacher(
-    spec: str, *, weights: str | None = None, offline: bool = False, blocks: int = 1, input_size: int | None = None, device="cpu"
+    spec: str,
+    *,
+    weights: str | None = None,
+    offline: bool = False,
+    blocks: int = 1,
+    input_size: int | None = None,
+    device="cpu",
 ) -> Teacher:
     family, variant = parse_teacher(spec)
     entry = TEACHERS[family]

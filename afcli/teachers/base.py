@@ -46,7 +46,10 @@ class Preprocess:
         return (images - mean) / std
 
     def describe(self) -> str:
-        return f"resize {self.size}x{self.size} ({self.resample}, antialiased), mean {list(self.mean)}, std {list(self.std)}"
+        return (
+            f"resize {self.size}x{self.size} ({self.resample}, antialiased), mean {list(self.mean)}, std "
+            f"{list(self.std)}"
+        )
 
 
 def store_id(name: str, blocks: int = 1) -> str:
@@ -125,7 +128,12 @@ def sha256_of(path: Path) -> str:
 
 
 def weights_file(folder: Path) -> Path | None:
-    for name in ("model.safetensors", "open_clip_model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin"):
+    for name in (
+        "model.safetensors",
+        "open_clip_model.safetensors",
+        "pytorch_model.bin",
+        "open_clip_pytorch_model.bin",
+    ):
         if (folder / name).is_file():
             return folder / name
     return None

@@ -21,7 +21,16 @@ import torch
 
 from afcli.errors import InputError
 from afcli.extras import require
-from afcli.teachers.base import Preprocess, Teacher, check_weights_path, missing_weights, offline_mode, sha256_of, tokens_to_grid, weights_file
+from afcli.teachers.base import (
+    Preprocess,
+    Teacher,
+    check_weights_path,
+    missing_weights,
+    offline_mode,
+    sha256_of,
+    tokens_to_grid,
+    weights_file,
+)
 
 DEFAULT_VARIANT = "ViT-B-16@openai"
 
@@ -32,7 +41,9 @@ def _hub_weights(arch: str, tag: str, offline: bool) -> tuple[Path, str]:
     config = open_clip.get_pretrained_cfg(arch, tag)
     repo = (config or {}).get("hf_hub", "").strip("/")
     if not repo:
-        raise InputError(f"open_clip has no pretrained weights {arch}@{tag} on the Hugging Face hub; pass --weights FILE")
+        raise InputError(
+            f"open_clip has no pretrained weights {arch}@{tag} on the Hugging Face hub; pass --weights FILE"
+        )
     errors = []
     for filename in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
         try:
@@ -64,7 +75,9 @@ class ClipTeacher(Teacher):
                 model = open_clip.create_model(arch, pretrained=str(path))
                 found = path
         except (RuntimeError, ValueError, KeyError, OSError) as error:
-            raise InputError(f"cannot build open_clip model {arch!r} ({str(error).splitlines()[0]})", path or "") from None
+            raise InputError(
+                f"cannot build open_clip model {arch!r} ({str(error).splitlines()[0]})", path or ""
+            ) from None
         visual = model.visual
         if not hasattr(visual, "conv1") or not hasattr(visual, "positional_embedding"):
             raise InputError(f"{self.name}: only ViT image towers have dense patch tokens")

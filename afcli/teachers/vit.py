@@ -53,15 +53,21 @@ DINOV2_VARIANTS = {
 
 def load_pretrained(model_class, model_id: str, weights: str | None, offline: bool):
     """``model_class.from_pretrained`` from ``weights`` (a folder) or the hub id in the local cache."""
-    require("transformers.utils.logging", f"{model_class.__name__}").disable_progress_bar()  # afcli draws its own progress
+    require(
+        "transformers.utils.logging", f"{model_class.__name__}"
+    ).disable_progress_bar()  # afcli draws its own progress
     path = check_weights_path(weights)
     source = str(path) if path is not None else model_id
     try:
         model = model_class.from_pretrained(source, local_files_only=offline_mode(offline) or path is not None)
     except OSError as error:
         if path is not None:
-            raise InputError(f"cannot load {model_class.__name__} weights ({str(error).splitlines()[0]})", path) from None
-        raise missing_weights(model_id, "not in the local cache" if offline_mode(offline) else str(error).splitlines()[0]) from None
+            raise InputError(
+                f"cannot load {model_class.__name__} weights ({str(error).splitlines()[0]})", path
+            ) from None
+        raise missing_weights(
+            model_id, "not in the local cache" if offline_mode(offline) else str(error).splitlines()[0]
+        ) from None
     model.eval().requires_grad_(False)
     folder = path if path is not None and path.is_dir() else None
     if folder is None and path is None:
@@ -71,7 +77,9 @@ def load_pretrained(model_class, model_id: str, weights: str | None, offline: bo
 
 
 class ViTTeacher(Teacher):
-    def __init__(self, family: str, variant: str, model_id: str, model_class, weights, offline, blocks, input_size, resample):
+    def __init__(
+        self, family: str, variant: str, model_id: str, model_class, weights, offline, blocks, input_size, resample
+    ):
         super().__init__()
         self.name = f"{family}:{variant}"
         self.model, self.weights, self.weights_sha256 = load_pretrained(model_class, model_id, weights, offline)
@@ -96,10 +104,22 @@ class ViTTeacher(Teacher):
 
 def dinov3(variant: str, weights=None, offline=False, blocks=1, input_size=224) -> Teacher:
     transformers = require("transformers", "teacher dinov3")
-    return ViTTeacher("dinov3", variant, DINOV3_VARIANTS[variant], transformers.DINOv3ViTModel, weights, offline, blocks, input_size, "bilinear")
+    return ViTTeacher(
+        "dinov3",
+        variant,
+        DINOV3_VARIANTS[variant],
+        transformers.DINOv3ViTModel,
+        weights,
+        offline,
+        blocks,
+        input_size,
+        "bilinear",
+    )
 
 
 def dinov2(variant: str, weights=None, offline=False, blocks=1, input_size=224) -> Teacher:
     transformers = require("transformers", "teacher dinov2")
     model_class = transformers.Dinov2WithRegistersModel if variant.endswith("-reg") else transformers.Dinov2Model
-    return ViTTeacher("dinov2", variant, DINOV2_VARIANTS[variant], model_class, weights, offline, blocks, input_size, "bicubic")
+    return ViTTeacher(
+        "dinov2", variant, DINOV2_VARIANTS[variant], model_class, weights, offline, blocks, input_size, "bicubic"
+    )
