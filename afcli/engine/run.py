@@ -19,6 +19,7 @@ from afcli.errors import InputError
 from afcli.files import check_creatable, write_text
 
 CONFIG_FILE = "config.yaml"
+EXPECTED_FILE = "expected.yaml"
 T = TypeVar("T")
 
 
@@ -134,8 +135,9 @@ def _recorded_command(run_dir: Path) -> str:
     return ": " + shlex.join(["afcli", *map(str, command[1:])])
 
 
-def write_run(settings, run_dir: Path, stage: str, method: str) -> None:
-    """``config.yaml`` (settings and the store's identity) and ``meta.json`` (versions, command)."""
+def write_run(settings, run_dir: Path, stage: str, method: str, expected: dict | None = None) -> None:
+    """``config.yaml`` (settings and the store's identity), ``meta.json`` (versions, command) and,
+    given a recipe's paper numbers, ``expected.yaml`` for eval to print beside its own."""
     import yaml
 
     from afcli.store.inspect import store_identity
@@ -149,6 +151,16 @@ def write_run(settings, run_dir: Path, stage: str, method: str) -> None:
     write_text(run_dir / CONFIG_FILE, yaml.safe_dump(record, sort_keys=False))
     meta = {"afcli_version": __version__, "git_revision": git_revision(), "seed": settings.seed, "command": sys.argv}
     write_text(run_dir / "meta.json", json.dumps(meta, indent=2))
+    if expected:
+        write_text(run_dir / EXPECTED_FILE, yaml.safe_dump(expected, sort_keys=False))
+
+
+def read_expected(run_dir: Path) -> dict:
+    """The paper numbers a run was started with (``{}`` when its recipe had none)."""
+    import yaml
+
+    path = Path(run_dir) / EXPECTED_FILE
+    return (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
 
 
 def train_rank(

@@ -17,7 +17,6 @@ import numpy as np
 
 from afcli.errors import InputError
 
-EXPECTED_FILE = "expected.yaml"
 BENCHMARKS = {"laso": 3, "piad": 1, "piadv2": 1, "synth": 1}  # name → default votes
 
 
@@ -47,15 +46,15 @@ def resolve_model(run: Path) -> Path:
 
 
 def expected_numbers(run: Path, recipe: Path | None) -> dict:
-    import yaml
+    """``recipe``'s paper numbers, else those the run was started with."""
+    from afcli.engine.run import read_expected
 
     if recipe is not None:
         from afcli.config import load_recipe
         from afcli.finetune.cast import CASTSettings
 
         return load_recipe(recipe, CASTSettings, "finetune")[1].get("expected") or {}
-    path = run / EXPECTED_FILE
-    return yaml.safe_load(path.read_text()) or {} if path.is_file() else {}
+    return read_expected(run)
 
 
 def evaluate_run(run: str | Path, options: EvalOptions, advance=None, on_total=None) -> dict:

@@ -27,7 +27,6 @@ from afcli.engine.distributed import Launch, external_rank, launch, launched_ext
 from afcli.engine.run import settings_for_run, train_rank, write_run
 from afcli.engine.trainer import OptimSettings
 from afcli.errors import InputError
-from afcli.files import write_text
 from afcli.losses.seg import cast_loss
 from afcli.models.cast import CAST, CASTConfig
 
@@ -510,13 +509,7 @@ def prepare_run(
         save_prompts(prompts, run_dir)
         if launched_externally() and external_rank() != 0:
             return settings
-        write_run(settings, run_dir, "finetune", "cast")
-        if expected:  # the recipe's paper numbers, for afcli eval to print beside its own
-            import yaml
-
-            from afcli.eval.affordance import EXPECTED_FILE
-
-            write_text(run_dir / EXPECTED_FILE, yaml.safe_dump(expected, sort_keys=False))
+        write_run(settings, run_dir, "finetune", "cast", expected)
     return settings
 
 
