@@ -20,10 +20,24 @@ T = TypeVar("T")
 
 
 def load_recipe(path: str | Path, settings_type: type[T], stage: str) -> tuple[T, dict]:
-    """``(settings, recipe)`` from a recipe file for ``stage``."""
+    """``(settings, recipe)`` from a recipe file for ``stage``, its ``base:`` chain resolved."""
+    path = Path(path)
+    recipe = read_recipe(path)
+    if recipe.get("stage") != stage:
+        raise InputError(f"recipe is for stage {recipe.get('stage')!r}, this command runs {stage!r}", path)
+    return build(settings_type, recipe.get("settings") or {}, path), recipe
+
+
+def read_recipe(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
+    """A recipe as a mapping. ``base: other.yaml`` (relative to this file) names a recipe this one
+    starts from: the base is read first (its own base before it) and this file's keys are merged over
+    it, mappings key by key and anything else replaced — so a per-benchmark recipe holds only what
+    differs from its paper's base."""
     import yaml
 
     path = Path(path)
+    if path.resolve() in _chain:
+        raise InputError(f"recipe bases form a loop: {' → '.join(p.name for p in (*_chain, path.resolve()))}", path)
     try:
         recipe = yaml.safe_load(path.read_text())
     except OSError as error:
@@ -32,9 +46,20 @@ def load_recipe(path: str | Path, settings_type: type[T], stage: str) -> tuple[T
         raise InputError(f"invalid YAML ({str(error).splitlines()[0]})", path) from None
     if not isinstance(recipe, dict) or not isinstance(recipe.get("settings", {}), dict):
         raise InputError("a recipe is a mapping with a 'settings:' mapping", path)
-    if recipe.get("stage") != stage:
-        raise InputError(f"recipe is for stage {recipe.get('stage')!r}, this command runs {stage!r}", path)
-    return build(settings_type, recipe.get("settings") or {}, path), recipe
+    base = recipe.pop("base", None)
+    if base is None:
+        return recipe
+    if not isinstance(base, str):
+        raise InputError(f"base must be a recipe file name, got {base!r}", path)
+    return merged(read_recipe(path.parent / base, (*_chain, path.resolve())), recipe)
+
+
+def merged(base: dict, over: dict) -> dict:
+    """``over`` deep-merged onto ``base`` (neither is changed)."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def build(settings_type: type[T], values: dict, path: Path, prefix: str = "") -> T:
