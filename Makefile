@@ -93,7 +93,7 @@ test: $(PKG_STAMP)
 # build does not import).
 test-ops:
 	$(MAKE) OPS=1 install
-	AFCLI_TEST_OPS=1 $(BIN)/python -m pytest -q -m parity tests/test_ops.py
+	AFCLI_TEST_OPS=1 $(BIN)/python -m pytest -q -m parity tests/ops/test_ops.py
 
 bench: $(PKG_STAMP)
 	$(BIN)/python benchmarks/bench_cli_help.py
@@ -110,7 +110,7 @@ bench: $(PKG_STAMP)
 WHEELS_DIR ?= wheels
 WHEELS_PYTHON ?= $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 WHEELS_SKIP ?= numpy scipy
-DEVICE_PACKAGES ?= 'transformers>=4.56' safetensors huggingface_hub
+DEVICE_PACKAGES ?= 'transformers>=4.56' huggingface_hub
 wheels: $(PKG_STAMP)
 	rm -rf $(WHEELS_DIR) && mkdir -p $(WHEELS_DIR)
 	$(PIP) wheel --quiet --no-deps --no-build-isolation -w $(WHEELS_DIR) .

@@ -183,14 +183,18 @@ def check_numbers(settings, prefix: str = "") -> None:
             raise InputError(f"setting {key} must be a fraction between 0 and 1, got {value}")
 
 
+def assign(settings, key: str, value) -> None:
+    """Set the (dotted) ``key`` of ``settings`` to ``value``."""
+    target = settings
+    *parents, leaf = key.split(".")
+    for parent in parents:
+        target = getattr(target, parent)
+    setattr(target, leaf, value)
+
+
 def override(settings: T, **values) -> T:
     """``settings`` with every non-None value replaced (dotted keys reach nested settings)."""
     for key, value in values.items():
-        if value is None:
-            continue
-        target = settings
-        *parents, leaf = key.split(".")
-        for parent in parents:
-            target = getattr(target, parent)
-        setattr(target, leaf, value)
+        if value is not None:
+            assign(settings, key, value)
     return settings

@@ -1,10 +1,5 @@
-"""``afcli export``: CAST as TorchScript or ONNX for deployment, heat maps as coloured PLY clouds.
-
-Exported CAST graphs have fixed shapes — 2048 points and the prompt token counts of the run's
-encoders — and take ``points`` (B, N, 3) plus, per modality the model has, ``<kind>`` tokens
-(B, T, D) and ``<kind>_mask`` (B, T); they return the sigmoid heat map (B, N). Each export is checked
-against the PyTorch model on a store sample with the run's own encoded prompts.
-"""
+"""``afcli export``: a run's model as TorchScript or ONNX for deployment (traced by its method's
+exporter, afcli.methods.METHODS, and checked against PyTorch), heat maps as coloured PLY clouds."""
 
 from __future__ import annotations
 
@@ -19,45 +14,6 @@ from afcli.errors import InputError
 from afcli.extras import require
 from afcli.files import make_folder, written
 from afcli.ops.backend import pure_torch
-
-
-class HeatMap(torch.nn.Module):
-    """CAST with positional inputs and a sigmoid, as deployment runtimes want it."""
-
-    def __init__(self, model, kinds: tuple[str, ...]):
-        super().__init__()
-        self.model, self.kinds = model.eval(), kinds
-
-    def forward(self, points, *prompts):
-        inputs = {}
-        for k, kind in enumerate(self.kinds):
-            inputs[kind], inputs[f"{kind}_mask"] = prompts[2 * k], prompts[2 * k + 1]
-        return torch.sigmoid(self.model(points, **inputs))
-
-
-def example_inputs(
-    run: Path, num_points: int, store: Path | None = None
-) -> tuple[tuple[torch.Tensor, ...], tuple[str, ...], str]:
-    """A sample of ``store`` (default: the run's) and the run's first encoded prompt of each modality."""
-    from afcli.engine.run import training_store
-    from afcli.finetune.cast import load_prompts
-    from afcli.store import open_store
-
-    prompts = load_prompts(run)
-    store = training_store(run, store, must_match=False)
-    with open_store(store) as f:
-        if f["samples/id"].shape[0] == 0 or "points/xyz" not in f:
-            raise InputError("no imported sample to check the export on", store)
-        points = torch.from_numpy(f["points/xyz"][0][:num_points]).float()[None]
-        sample = f["samples/id"][0].decode()
-    if points.shape[1] != num_points:
-        raise InputError(f"store samples have {points.shape[1]} points, the export takes {num_points}", store)
-    kinds = tuple(kind for kind in ("text", "image") if prompts[kind] is not None)
-    tensors = [points]
-    for kind in kinds:
-        tensors += [prompts[kind].tokens[:1].float(), prompts[kind].mask[:1]]
-    return tuple(tensors), kinds, sample
-
 
 FORMATS = ("torchscript", "onnx")
 
@@ -76,37 +32,42 @@ def traceable():
         torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
-def export_cast(
+def export_run(
     run: str | Path, fmt: str, out: str | Path, num_points: int = 2048, store: str | Path | None = None
 ) -> dict:
-    from afcli.eval.affordance import resolve_model
-    from afcli.models.cast import CAST
+    """A run's model as ``fmt``, by its method's exporter (afcli.methods.METHODS)."""
+    from afcli.methods import load, method_of_run
 
     run, out = Path(run), Path(out)
     if fmt not in FORMATS:
         raise InputError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
     if out.is_dir():
         raise InputError("--out is a folder; name the file to write", out)
+    if fmt == "onnx":
+        _onnx_runtime()  # before any work
+    method = method_of_run(run)
+    if method.exporter is None:
+        raise InputError(f"afcli cannot export a {method.name} model yet", run)
+    return load(method.exporter)(run, fmt, out, num_points, store)
+
+
+def export_graph(wrapper: torch.nn.Module, inputs: tuple, names: list[str], fmt: str, out: Path) -> dict:
+    """Trace ``wrapper`` on ``inputs`` (called ``names``) into ``out`` and check the exported graph
+    against PyTorch: the largest absolute difference of their outputs."""
     onnxruntime = _onnx_runtime() if fmt == "onnx" else None
-    model = CAST.from_pretrained(resolve_model(run)).eval()
-    inputs, kinds, sample = example_inputs(run, num_points, store)
-    wrapper = HeatMap(model, kinds).eval()
     with torch.no_grad():
         reference = wrapper(*inputs)  # with whichever ops backend the user has
-    names = ["points"] + [name for kind in kinds for name in (kind, f"{kind}_mask")]
     with written(out) as tmp, torch.no_grad(), traceable():
         if fmt == "torchscript":
             torch.jit.trace(wrapper, inputs, check_trace=False).save(str(tmp))
             exported = torch.jit.load(str(tmp))(*inputs)
         else:
             exported = _onnx(wrapper, inputs, names, tmp, onnxruntime)
-    difference = float((exported - reference).abs().max())
     return {
         "out": str(out),
         "format": fmt,
         "inputs": {n: list(t.shape) for n, t in zip(names, inputs)},
-        "checked_on": sample,
-        "max_abs_difference": difference,
+        "max_abs_difference": float((exported - reference).abs().max()),
     }
 
 

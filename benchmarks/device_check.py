@@ -112,11 +112,12 @@ def train_step_seconds(device: torch.device, model: torch.nn.Module, loss_of) ->
 
 
 def cmat_row(device: torch.device, batch: int) -> tuple[str, str]:
+    from afcli.methods.cmat.settings import CMATSettings
+    from afcli.methods.cmat.task import CMATTask
     from afcli.models.point_mae import PointMAE
-    from afcli.pretrain.cmat import CMATSettings, CMATTask
 
     settings = CMATSettings()  # the paper's recipe: 12 blocks, 384-d, 64 patches × 32 points, all three losses
-    task = CMATTask(settings)
+    task = CMATTask(settings, Path("."))
     model = settings.model
     generator = torch.Generator().manual_seed(0)
     data = {

@@ -134,6 +134,32 @@ def tiny_weights(tmp_path_factory) -> dict:
 
 
 @pytest.fixture(scope="session")
+def tiny_roberta(tmp_path_factory) -> Path:
+    """A tiny random RobertaModel saved with a tokenizer (MiniLM's, which ships offline): the paper's
+    text encoder through the real loading code."""
+    import torch
+    from transformers import AutoTokenizer, RobertaConfig, RobertaModel
+
+    from afcli.prompts import _minilm_folder
+
+    folder = tmp_path_factory.mktemp("tiny-roberta") / "roberta"
+    tokenizer = AutoTokenizer.from_pretrained(_minilm_folder())
+    torch.manual_seed(0)
+    RobertaModel(
+        RobertaConfig(
+            vocab_size=tokenizer.vocab_size,
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    ).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def lifted_store(synth_store, tiny_weights, tmp_path_factory):
     """The synth store with tiny-DINOv3 features lifted at 64 px: /features/dinov3-vits16 (32-d)."""
     import shutil

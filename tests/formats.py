@@ -5,8 +5,10 @@ outside the repository. The real samples in ../shared/fixtures are checked too w
 from __future__ import annotations
 
 import base64
+import csv
 import io
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +73,25 @@ def write_piad_demo(folder: Path, seed: int = 0) -> Path:
         }
         (folder / f"{name}.json").write_text(json.dumps(labelme, indent=2))
     return folder
+
+
+def write_laso(root: Path, split: str = "test"):
+    """LASO_dataset/: anno_<split>.pkl, objects_<split>.pkl (pickled arrays) and the question table."""
+    rng = np.random.default_rng(0)
+    objects = {f"id{i}": rng.random((2048, 3)).astype(np.float32) for i in range(3)}
+    annotations = [
+        {"shape_id": "id0", "class": "mug", "affordance": "grasp", "mask": rng.random(2048).astype(np.float32)},
+        {"shape_id": "id1", "class": "scissors", "affordance": "cut", "mask": rng.random(2048).astype(np.float32)},
+        {"shape_id": "id1", "class": "scissors", "affordance": "move", "mask": rng.random(2048).astype(np.float32)},
+        {"shape_id": "id2", "class": "door", "affordance": "pull", "mask": rng.random(2048).astype(np.float32)},
+    ]
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f"anno_{split}.pkl", "wb") as handle:
+        pickle.dump(annotations, handle)
+    with open(root / f"objects_{split}.pkl", "wb") as handle:
+        pickle.dump(objects, handle)
+    with open(root / "Affordance-Question.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["Object", "Affordance"] + [f"Question{i}" for i in range(15)])
+        writer.writerow(["Mug", "grasp"] + [f"How do I hold the mug? ({i})" for i in range(15)])
+    return annotations, objects

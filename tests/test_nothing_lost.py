@@ -212,7 +212,7 @@ def runs(lifted_store, tmp_path, monkeypatch):
 
 def tiny_cmat(**changes):
     from afcli.config import apply_sets
-    from afcli.pretrain.cmat import CMATSettings
+    from afcli.methods.cmat.settings import CMATSettings
 
     settings = CMATSettings()
     settings.data.store, settings.data.teacher = "shapes.h5", "dinov3-vits16"
@@ -225,34 +225,33 @@ def tiny_cmat(**changes):
 
 def test_a_run_resumed_from_another_folder_trains_on_its_own_store(runs, monkeypatch):
     import yaml
+    from safetensors.torch import load_file
 
-    from afcli.pretrain.cmat import pretrain, resume_run
+    from afcli.methods import resume, train
 
-    pretrain(tiny_cmat(), "run", show_progress=False)
+    train("cmat", tiny_cmat(), "run", show_progress=False)
     record = yaml.safe_load((runs.home / "run" / "config.yaml").read_text())
     assert record["settings"]["data"]["store"] == str(runs.store) and record["store"]["samples"] == 24
-    pretrain(tiny_cmat(epochs=2), "unbroken", show_progress=False)
+    train("cmat", tiny_cmat(epochs=2), "unbroken", show_progress=False)
     monkeypatch.chdir(runs.elsewhere)  # a shapes.h5 here too: the run must not pick it up
-    result = resume_run(runs.home / "run", epochs=2, show_progress=False)
+    result = resume(runs.home / "run", epochs=2, show_progress=False)
     assert result["epochs"] == 2 and result["resumed_from"] == 1
-    resumed, unbroken = (
-        torch.load(runs.home / name / "model" / "model.pt", weights_only=True) for name in ("run", "unbroken")
-    )
+    resumed, unbroken = (load_file(runs.home / name / "model" / "model.safetensors") for name in ("run", "unbroken"))
     assert all(torch.equal(resumed[key], unbroken[key]) for key in unbroken)
     with pytest.raises(InputError, match="not the store .* was trained on"):
-        resume_run(runs.home / "run", epochs=3, store=runs.other, show_progress=False)
+        resume(runs.home / "run", epochs=3, store=runs.other, show_progress=False)
 
 
 def test_a_copied_run_names_its_store_again(runs):
-    from afcli.pretrain.cmat import pretrain, resume_run
+    from afcli.methods import resume, train
 
-    pretrain(tiny_cmat(), "run", show_progress=False)
+    train("cmat", tiny_cmat(), "run", show_progress=False)
     shutil.copytree(runs.home / "run", runs.elsewhere / "run")
     moved = runs.elsewhere / "moved.h5"
     runs.store.rename(moved)
     with pytest.raises(InputError, match="give --store where it is now"):
-        resume_run(runs.elsewhere / "run", epochs=2, show_progress=False)
-    assert resume_run(runs.elsewhere / "run", epochs=2, store=moved, show_progress=False)["epochs"] == 2
+        resume(runs.elsewhere / "run", epochs=2, show_progress=False)
+    assert resume(runs.elsewhere / "run", epochs=2, store=moved, show_progress=False)["epochs"] == 2
 
 
 def test_a_run_killed_before_its_first_checkpoint_says_to_start_again(runs, afcli_cmd):

@@ -10,8 +10,9 @@ import warnings
 import typer
 
 from afcli import __version__
-from afcli.cli import data, doctor, evaluate, export, finetune, lift, pretrain, store
+from afcli.cli import data, doctor, evaluate, export, lift, recipes, store
 from afcli.cli.common import JsonOption, apply_json
+from afcli.cli.train import stage_app
 from afcli.console import options
 
 app = typer.Typer(
@@ -20,15 +21,22 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts show defaults as [auto]: plain text, never markup to strip
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(data.app, name="data")
 app.add_typer(store.app, name="store")
 app.command("render")(lift.render_command)
 app.command("lift")(lift.lift_command)
-app.add_typer(pretrain.app, name="pretrain")
-app.add_typer(finetune.app, name="finetune")
+app.add_typer(
+    stage_app("pretrain", "Pre-train 3D backbones (CMAT: Point-MAE distilled from lifted 2D features)."),
+    name="pretrain",
+)
+app.add_typer(
+    stage_app("finetune", "Fine-tune task models (CAST: prompt-driven 3D affordance segmentation)."), name="finetune"
+)
 app.add_typer(export.app, name="export")
+app.add_typer(recipes.app, name="recipes")
 app.add_typer(evaluate.app, name="eval")
 app.command("doctor")(doctor.doctor)
 

@@ -9,18 +9,12 @@ import typer
 
 from afcli.cli.common import JsonOption, apply_json, handle_errors
 from afcli.console import emit, progress, stdout, table
+from afcli.eval.benchmarks import BENCHMARKS
 
 app = typer.Typer(
     help="Evaluate: CAST on LASO / PIAD / PIADv2 / the built-in set, saved predictions, the part probe.",
     no_args_is_help=True,
 )
-
-BENCHMARK_HELP = {
-    "laso": "LASO test queries (text prompts): seen and unseen filters and all; 3 votes as LASO's evaluation.",
-    "piad": "PIAD test queries (image prompts), Seen or Unseen as imported.",
-    "piadv2": "PIADv2 test queries (image prompts), the setting imported.",
-    "synth": "The built-in set's held-out queries (text and rendered-image prompts).",
-}
 
 
 def _metric_row(name: str, m: dict) -> tuple:
@@ -131,11 +125,11 @@ def _benchmark_command(benchmark: str):
 
         emit(results, show)
 
-    command.__doc__ = BENCHMARK_HELP[benchmark]
+    command.__doc__ = BENCHMARKS[benchmark].help
     return command
 
 
-for _name in BENCHMARK_HELP:
+for _name in BENCHMARKS:
     app.command(_name)(handle_errors(_benchmark_command(_name)))
 
 
@@ -190,11 +184,15 @@ def probe(
 ) -> None:
     """Linear probe of frozen per-point features onto part labels; mIoU on held-out shapes."""
     apply_json(json)
-    from afcli.eval.probe import ProbeSettings, linear_probe, random_backbone, resolve_backbone
+    from afcli.engine.run import saved_model
+    from afcli.eval.probe import ProbeSettings, linear_probe, random_backbone
     from afcli.models.point_mae import PointMAE
 
     settings = ProbeSettings(test_fraction=test_fraction, steps=steps).check()
-    models = [(str(path), PointMAE.from_pretrained(resolve_backbone(path))) for path in checkpoint]
+    models = [
+        (str(path), PointMAE.from_pretrained(saved_model(path, "point-mae", "a CMAT run or saved Point-MAE")))
+        for path in checkpoint
+    ]
     if random_init:
         models.insert(0, ("random init", random_backbone(models[0][1].config, settings.seed)))
     results = []

@@ -24,9 +24,9 @@ def _model_command(fmt: str, title: str, suffix: str):
         json: JsonOption = False,
     ) -> None:
         apply_json(json)
-        from afcli.export import export_cast
+        from afcli.export import export_run
 
-        result = export_cast(checkpoint, fmt, out, points, store)
+        result = export_run(checkpoint, fmt, out, points, store)
         emit(
             result,
             lambda r: stdout.print(

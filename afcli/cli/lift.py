@@ -14,7 +14,7 @@ TARGET_HELP = "A store (.h5) or a folder of shapes (imported into <folder>/store
 
 
 def _target(target: Path, store: Optional[Path]) -> Path:
-    from afcli.lift.pipeline import resolve_store
+    from afcli.data.importer import resolve_store
 
     with progress("import") as (advance, set_total):
         path, _ = resolve_store(target, store, advance, set_total)
@@ -46,7 +46,7 @@ def render_command(
 ) -> None:
     """Render every sample headless: RGB, depth, visible face/point ids and cameras."""
     apply_json(json)
-    from afcli.lift.pipeline import RenderSettings, render_store
+    from afcli.render.stage import RenderSettings, render_store
 
     settings = RenderSettings(views, size, rig, backend, splat_radius, background, light).check()
     path = _target(target, store)
@@ -123,8 +123,8 @@ def lift_command(
     """Lift a 2D teacher's patch features onto every point: /features/<teacher> (S, N, D) fp16."""
     apply_json(json)
     from afcli.config import load_recipe, override
-    from afcli.engine.distributed import check_processes
     from afcli.lift.pipeline import LiftSettings, lift_store, load_settings_teacher
+    from afcli.runtime import check_processes
 
     settings = load_recipe(recipe, LiftSettings, "lift")[0] if recipe is not None else LiftSettings()
     settings = override(

@@ -365,3 +365,22 @@ def import_shapes(
             "samples": writer.num_samples,
             "done": int((status == DONE).sum()),
         }
+
+
+STORE_NAME = "store.h5"
+
+
+def resolve_store(
+    target: str | Path, store: str | Path | None, advance=lambda: None, on_total=lambda n: None
+) -> tuple[Path, dict | None]:
+    """A store file as given, or a folder of shapes: import what is new into ``store`` (default
+    ``<folder>/store.h5``) and return it with the import's report."""
+    target = Path(target)
+    if not target.exists():
+        raise InputError("no such file or folder", target)
+    if target.is_file() and target.suffix == ".h5":
+        return target, None
+    store = (
+        Path(store) if store is not None else (target / STORE_NAME if target.is_dir() else target.with_suffix(".h5"))
+    )
+    return store, import_shapes(target, store, advance=advance, on_total=on_total)

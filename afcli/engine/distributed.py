@@ -9,13 +9,13 @@ Inside a rank, :func:`setup` reads the environment the launcher left (torchrun's
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
 from afcli.errors import InputError, RunError
+from afcli.runtime import check_processes, free_port, pick_device
 
 DEFAULT_PORT = 29500
 
@@ -44,21 +44,6 @@ class Launch:
         return self
 
 
-def check_processes(gpus: int, device: str) -> None:
-    """One rule for every verb's ``--gpus N``: N CUDA devices on this node, or N CPU processes when
-    ``--device cpu`` asks for them."""
-    if gpus < 1:
-        raise InputError(f"--gpus must be at least 1, got {gpus}")
-    if gpus == 1 or device == "cpu":
-        return
-    available = torch.cuda.device_count()
-    if available < gpus:
-        raise InputError(
-            f"--gpus {gpus} needs {gpus} CUDA devices, this machine has {available} (add --device cpu to run "
-            f"{gpus} CPU processes)"
-        )
-
-
 @dataclass
 class Rank:
     rank: int = 0
@@ -69,43 +54,6 @@ class Rank:
     @property
     def main(self) -> bool:
         return self.rank == 0
-
-
-def pick_device(device: str) -> torch.device:
-    """``auto`` (CUDA when visible, else CPU), ``cpu`` or ``cuda[:i]``; an unknown or absent
-    device is an input error before any work starts."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        chosen = torch.device(device)
-    except RuntimeError:
-        raise InputError(f"unknown device {device!r} (auto, cpu, cuda, cuda:1 …)") from None
-    if chosen.type not in ("cpu", "cuda"):
-        raise InputError(f"--device {device!r}: choose auto, cpu or cuda[:i]")
-    if chosen.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"--device {device}: no CUDA device visible (use auto or cpu)")
-    return chosen
-
-
-def external_rank() -> int:
-    """This process's global rank as torchrun or SLURM set it (0 outside such a job)."""
-    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")))
-
-
-def launched_externally() -> bool:
-    """True inside torchrun or a multi-task SLURM step (afcli must not launch again)."""
-    return (
-        "RANK" in os.environ
-        and "WORLD_SIZE" in os.environ
-        or int(os.environ.get("SLURM_NTASKS", "1")) > 1
-        and "SLURM_PROCID" in os.environ
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as handle:
-        handle.bind(("127.0.0.1", 0))
-        return handle.getsockname()[1]
 
 
 def setup(device: str) -> Rank:
@@ -150,7 +98,7 @@ def launch(plan: Launch, entrypoint: Callable, *args):
         raise InputError(
             "already one process per GPU (torchrun or srun): drop --gpus/--nodes, the launcher made the ranks"
         )
-    port = plan.master_port or (_free_port() if plan.nodes == 1 else DEFAULT_PORT)
+    port = plan.master_port or (free_port() if plan.nodes == 1 else DEFAULT_PORT)
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // plan.gpus)))
     config = LaunchConfig(
         min_nodes=plan.nodes,

@@ -1,6 +1,9 @@
 """Run directories shared by every training verb: ``config.yaml`` (the full settings), ``meta.json``
-(afcli version, git revision, seed, command line), the checks for a new or a resumed run, and the
-body of one training process."""
+(afcli version, git revision, seed, command line), the checks for a new or a resumed run, the saved
+models inside a run, the body of one training process and the one way to start or resume a run.
+
+Commands that read runs (eval, export, a fine-tuning backbone) go through here, never through a
+method's training code."""
 
 from __future__ import annotations
 
@@ -163,6 +166,25 @@ def read_expected(run_dir: Path) -> dict:
     return (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
 
 
+def saved_model(path: str | Path, model_type: str, what: str) -> Path:
+    """The saved ``model_type`` model a path names: a run's best-on-val model (``best/``), else its
+    last one (``model/``), else ``path`` itself as a saved model folder. ``what`` names the wanted
+    thing in the one-line error."""
+    from afcli.models.pretrained import saved_model_type
+
+    path = Path(path)
+    found = {folder: saved_model_type(folder) for folder in (path / "best", path / "model", path)}
+    for folder, kind in found.items():
+        if kind == model_type:
+            return folder
+    others = sorted({kind for kind in found.values() if kind not in (None, "unreadable")})
+    if others:
+        raise InputError(f"holds a {others[0]} model, not {what}", path)
+    if "unreadable" in found.values():  # the model's own loader says what is wrong with it
+        return next(folder for folder, kind in found.items() if kind == "unreadable")
+    raise InputError(f"neither a run directory nor a saved model: {what} expected", path)
+
+
 def train_rank(
     label: str, make_task: Callable, task_args: tuple, settings, run_dir: Path, resume: bool, show_progress: bool
 ) -> dict:
@@ -194,3 +216,44 @@ def train_rank(
         return result
     finally:
         teardown()
+
+
+def run_training(
+    method,
+    settings,
+    run_dir: str | Path,
+    *,
+    resume: dict | None,
+    plan=None,
+    show_progress: bool = True,
+    expected: dict | None = None,
+) -> dict:
+    """Start a run of ``method`` (a row of afcli.methods.METHODS) with ``settings`` in a new
+    ``run_dir``, or resume the one there (``resume``: the settings a resumed run may change —
+    epochs, device — and ``store``, where its store is now). Bad input fails here, in the launching
+    process, once, before any rank starts; ``expected`` (a recipe's paper numbers) is kept for eval."""
+    from afcli.engine.distributed import Launch, launch
+    from afcli.runtime import external_rank, launched_externally
+
+    run_dir = Path(run_dir)
+    plan = plan or Launch()
+    if resume is None:
+        plan.check(settings.device)  # before the run directory is written
+    settings = settings_for_run(method.settings_type, settings, run_dir, resume)
+    settings = method.prepare_run(settings, run_dir, resume is None)
+    if resume is None and not (launched_externally() and external_rank() != 0):
+        write_run(settings, run_dir, method.stage, method.name, expected)  # rank 0 writes the record
+    if resume is not None:
+        plan.check(settings.device)
+    label = f"{method.stage} {method.name}"
+    return launch(
+        plan,
+        train_rank,
+        label,
+        method.task_type,
+        (settings, run_dir),
+        settings,
+        run_dir,
+        resume is not None,
+        show_progress,
+    )

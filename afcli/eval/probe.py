@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from afcli.errors import InputError
-from afcli.models.point_mae import CONFIG_NAME, PointMAE, PointMAEConfig
+from afcli.models.point_mae import PointMAE, PointMAEConfig
 
 
 @dataclass
@@ -42,16 +42,6 @@ class ProbeSettings:
         if not 0 < self.test_fraction < 1:
             raise InputError(f"--test-fraction must be between 0 and 1, got {self.test_fraction}")
         return self
-
-
-def resolve_backbone(path: str | Path) -> Path:
-    """A run directory (its ``model/``) or a saved model folder."""
-    path = Path(path)
-    if (path / "model" / CONFIG_NAME).is_file():
-        return path / "model"
-    if (path / CONFIG_NAME).is_file():
-        return path
-    raise InputError("neither a run directory nor a saved Point-MAE model", path)
 
 
 def load_parts(store: str | Path, test_fraction: float):

@@ -26,11 +26,10 @@ import torch
 from torch import nn
 
 from afcli.errors import InputError
-from afcli.models import io
 from afcli.models.point_mae import BatchNorm1d, PointMAE, PointMAEConfig
+from afcli.models.pretrained import PretrainedModel
 from afcli.ops import three_nn_interpolate
 
-CONFIG_NAME = "cast_config.json"
 FUSIONS = ("patches", "points")
 
 
@@ -88,7 +87,11 @@ class Propagate(nn.Module):
         return self.mlp(carried.transpose(1, 2)).transpose(1, 2)
 
 
-class CAST(nn.Module):
+class CAST(PretrainedModel, nn.Module):
+    model_type = "cast"
+    config_class = CASTConfig
+    display_name = "CAST model"
+
     def __init__(self, config: CASTConfig):
         super().__init__()
         self.config = c = config.check()
@@ -210,12 +213,3 @@ class CAST(nn.Module):
         state = pretrained.encoder_state()
         self.backbone.load_state_dict(state, strict=True)
         return sorted(set(pretrained.state_dict()) - set(state))
-
-    def save_pretrained(self, folder: str | Path) -> Path:
-        return io.save(folder, CONFIG_NAME, asdict(self.config), self.state_dict())
-
-    @classmethod
-    def from_pretrained(cls, folder: str | Path, map_location="cpu") -> "CAST":
-        folder = Path(folder)
-        config = io.read_config(folder, CONFIG_NAME, "CAST", CASTConfig)
-        return io.load_weights(cls(config), folder, map_location)

@@ -25,18 +25,16 @@ and a resumed run replays exactly (see ``afcli.engine``).
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Iterator
 
 import torch
 from torch import nn
 
 from afcli.errors import InputError
-from afcli.models import io
+from afcli.models.pretrained import PretrainedModel
 from afcli.ops import fps, gather_points, group, knn, three_nn_interpolate
 
-CONFIG_NAME = "config.json"
 RECONSTRUCTIONS = ("centers", "chamfer", "none")  # none: the encoder alone, for downstream models
 
 
@@ -204,7 +202,11 @@ def _position_mlp(dim: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(3, 128), nn.GELU(), nn.Linear(128, dim))
 
 
-class PointMAE(nn.Module):
+class PointMAE(PretrainedModel, nn.Module):
+    model_type = "point-mae"
+    config_class = PointMAEConfig
+    display_name = "Point-MAE"
+
     def __init__(self, config: PointMAEConfig):
         super().__init__()
         self.config = config.check()
@@ -318,15 +320,3 @@ class PointMAE(nn.Module):
         """The weights a downstream model takes over: everything but the reconstruction head."""
         head = ("mask_token", "decoder", "decoder_pos_embed", "decoder_norm", "point_head", "slot_embed", "centre_head")
         return {key: value for key, value in self.state_dict().items() if key.split(".")[0] not in head}
-
-    # -- save / load -------------------------------------------------------------------------------
-    def save_pretrained(self, folder: str | Path) -> Path:
-        """``config.json`` + ``model.pt`` (tensors only), each written to a temporary file and renamed."""
-        return io.save(folder, CONFIG_NAME, asdict(self.config), self.state_dict())
-
-    @classmethod
-    def from_pretrained(cls, folder: str | Path, map_location="cpu") -> "PointMAE":
-        """Strict: a missing or unexpected weight, or an unknown config key, is an error."""
-        folder = Path(folder)
-        config = io.read_config(folder, CONFIG_NAME, "Point-MAE", PointMAEConfig)
-        return io.load_weights(cls(config), folder, map_location)

@@ -12,13 +12,15 @@ import pytest
 import torch
 import yaml
 from conftest import ROOT, TINY_MODEL
+from safetensors.torch import load_file
 
 from afcli.config import apply_sets, load_recipe
 from afcli.engine.distributed import Launch
 from afcli.engine.trainer import OptimSettings, learning_rate, parameter_groups
 from afcli.errors import InputError
+from afcli.methods import train
+from afcli.methods.cmat.settings import CMATSettings
 from afcli.models.point_mae import PointMAE
-from afcli.pretrain.cmat import CMATSettings, pretrain
 
 
 def tiny_settings(store, **extra) -> CMATSettings:
@@ -115,8 +117,7 @@ def test_sigkill_mid_run_then_resume_matches_an_unbroken_run(lifted_store, tmp_p
     subprocess.run(
         [sys.executable, "-m", "afcli", "-q", "pretrain", "cmat", "--run", str(killed), "--resume"], check=True
     )
-    a = torch.load(unbroken / "model" / "model.pt", weights_only=True)
-    b = torch.load(killed / "model" / "model.pt", weights_only=True)
+    a, b = (load_file(run / "model" / "model.safetensors") for run in (unbroken, killed))
     assert all(torch.equal(a[key], b[key]) for key in a)
     rows = [json.loads(line) for line in (killed / "metrics.jsonl").read_text().splitlines()]
     steps = [(row["epoch"], row["step"]) for row in rows if "step" in row]
@@ -125,8 +126,8 @@ def test_sigkill_mid_run_then_resume_matches_an_unbroken_run(lifted_store, tmp_p
 
 
 def test_two_gloo_processes_follow_the_one_process_loss_curve(lifted_store, tmp_path):
-    one = pretrain(tiny_settings(lifted_store), tmp_path / "one", show_progress=False)
-    two = pretrain(tiny_settings(lifted_store), tmp_path / "two", plan=Launch(gpus=2), show_progress=False)
+    one = train("cmat", tiny_settings(lifted_store), tmp_path / "one", show_progress=False)
+    two = train("cmat", tiny_settings(lifted_store), tmp_path / "two", plan=Launch(gpus=2), show_progress=False)
     assert two["world_size"] == 2 and len(one["history"]) == len(two["history"]) > 4
     # The same arithmetic up to the order in which gradients are summed: equal to float precision
     # over the first epoch; after that training amplifies those last-bit differences (measured:
@@ -178,13 +179,13 @@ def test_settings_are_checked_before_work(lifted_store, tmp_path):
         apply_sets(settings, ["optim.lr=fast"])
     settings.data.teacher = None
     with pytest.raises(InputError, match="affinity loss needs lifted features"):
-        pretrain(settings, tmp_path / "r", show_progress=False)
+        train("cmat", settings, tmp_path / "r", show_progress=False)
     settings.data.teacher = "clip-nothing"
     with pytest.raises(InputError, match=r"no features of teacher 'clip-nothing'.*it has dinov3-vits16"):
-        pretrain(settings, tmp_path / "r2", show_progress=False)
+        train("cmat", settings, tmp_path / "r2", show_progress=False)
     settings.data.teacher = "dinov3"  # lift's default variant, vitl16: not what this store holds
     with pytest.raises(InputError, match=r"features/dinov3-vitl16\) in the store; it has dinov3-vits16"):
-        pretrain(settings, tmp_path / "r3", show_progress=False)
+        train("cmat", settings, tmp_path / "r3", show_progress=False)
     assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()
 
 
@@ -193,14 +194,14 @@ def test_teacher_names_mean_what_lift_means(name, lifted_store, tmp_path):
     """The lift spec and the store id pick the same array, and the run records the id."""
     settings = tiny_settings(lifted_store)
     settings.data.teacher, settings.epochs = name, 1
-    pretrain(settings, tmp_path / "run", show_progress=False)
+    train("cmat", settings, tmp_path / "run", show_progress=False)
     assert (
         yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["settings"]["data"]["teacher"] == "dinov3-vits16"
     )
 
 
 def test_probe_scores_held_out_shapes(afcli_cmd, lifted_store, tmp_path):
-    pretrain(tiny_settings(lifted_store), tmp_path / "run", show_progress=False)
+    train("cmat", tiny_settings(lifted_store), tmp_path / "run", show_progress=False)
     result = afcli_cmd(
         "--json", "eval", "probe", "--checkpoint", tmp_path / "run", "--store", lifted_store, "--steps", "50", check=0
     )
@@ -211,7 +212,7 @@ def test_probe_scores_held_out_shapes(afcli_cmd, lifted_store, tmp_path):
 
 
 def test_samples_are_seeded_by_seed_epoch_and_index(lifted_store):
-    from afcli.pretrain.cmat import PretrainPoints
+    from afcli.methods.cmat.data import PretrainPoints
 
     settings = tiny_settings(lifted_store)
     settings.data.teacher_dim, settings.data.num_points, settings.data.augment = 8, 200, "scale_translate"

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from afcli.errors import InputError
 from afcli.losses.cmat import CMATLossConfig, affinity_loss, chamfer_l2, cmat_loss, koleo_loss, patch_features
@@ -57,17 +58,58 @@ def test_save_and_strict_load(tmp_path):
     again = PointMAE.from_pretrained(tmp_path / "m").eval()
     points = batch()[0]
     assert torch.equal(model.point_features(points), again.point_features(points))
-    state = torch.load(tmp_path / "m" / "model.pt")
+    weights = tmp_path / "m" / "model.safetensors"
+    state = load_file(weights)
     state.pop("norm.weight")
-    torch.save(state, tmp_path / "m" / "model.pt")
+    save_file(state, weights)
     with pytest.raises(InputError, match="missing weights"):
         PointMAE.from_pretrained(tmp_path / "m")
     state["norm.weight"], state["surprise"] = torch.ones(48), torch.zeros(1)
-    torch.save(state, tmp_path / "m" / "model.pt")
+    save_file(state, weights)
     with pytest.raises(InputError, match="unexpected weights"):
         PointMAE.from_pretrained(tmp_path / "m")
-    with pytest.raises(InputError, match="not a Point-MAE checkpoint"):
+    with pytest.raises(InputError, match="not a saved Point-MAE"):
         PointMAE.from_pretrained(tmp_path)
+
+
+def test_models_saved_by_afcli_0_1_still_load(tmp_path):
+    """config.json without model_type and model.pt (torch, tensors only): the layout before safetensors."""
+    import json
+
+    model = PointMAE(PointMAEConfig(**TINY)).eval()
+    folder = tmp_path / "old"
+    folder.mkdir()
+    config = {
+        key: value
+        for key, value in json.loads(
+            model.save_pretrained(tmp_path / "new").joinpath("config.json").read_text()
+        ).items()
+        if key != "model_type"
+    }
+    (folder / "config.json").write_text(json.dumps(config))
+    torch.save(model.state_dict(), folder / "model.pt")
+    again = PointMAE.from_pretrained(folder).eval()
+    assert all(torch.equal(again.state_dict()[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_folder_of_another_model_family_is_refused(tmp_path):
+    from afcli.models.cast import CAST, CASTConfig
+
+    cast = CAST(
+        CASTConfig(
+            backbone=PointMAEConfig(reconstruction="none", **TINY),
+            width=16,
+            fusion_heads=2,
+            fusion_ffn=16,
+            head_hidden=8,
+            text_dim=8,
+            image_dim=None,
+            fusion_layers=1,
+        )
+    )
+    cast.save_pretrained(tmp_path / "cast")
+    with pytest.raises(InputError, match="holds a saved cast model, not a Point-MAE"):
+        PointMAE.from_pretrained(tmp_path / "cast")
 
 
 def test_chamfer_l2_is_point_maes_cdl2():

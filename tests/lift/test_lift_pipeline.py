@@ -208,8 +208,9 @@ def test_several_processes_match_one_and_leave_no_shards(store_copy, tmp_path, t
 def test_shards_of_an_interrupted_run_are_merged_on_rerun(store_copy, tmp_path, tiny_weights):
     import queue
 
-    from afcli.lift.pipeline import _Job, _prepare, _rank_main, feature_attrs, load_settings_teacher
+    from afcli.lift.pipeline import LiftStage, feature_attrs, load_settings_teacher
     from afcli.store import StoreWriter
+    from afcli.store.stage import rank_main
 
     settings = LiftSettings(
         teacher="dinov3:vits16", weights=str(tiny_weights["dinov3"]), device="cpu", render=RenderSettings(size=64)
@@ -218,15 +219,15 @@ def test_shards_of_an_interrupted_run_are_merged_on_rerun(store_copy, tmp_path, 
     shutil.copy(store_copy, reference)
     lift_store(reference, settings)
     teacher = load_settings_teacher(settings)
-    job = _Job(settings, teacher.id, 32, feature_attrs(teacher, settings))
+    stage = LiftStage(settings, teacher.id, 32, feature_attrs(teacher, settings))
     with h5py.File(store_copy, "r") as f:
         rows = np.flatnonzero(f["status/import"][:] == DONE).tolist()
     messages = queue.Queue()
     with StoreWriter(store_copy) as writer:  # the parent had prepared the arrays before starting ranks
-        _prepare(writer, job)
+        stage.declare(writer)
     threads = torch.get_num_threads()
-    try:
-        _rank_main(0, 2, store_copy, job, rows[0::2], messages)  # rank 0 finished; rank 1 was killed
+    try:  # rank 0 finished; rank 1 was killed
+        rank_main(0, 2, torch.device("cpu"), store_copy, stage, rows[0::2], messages)
     finally:
         torch.set_num_threads(threads)  # a rank sets its own share of the cores
     assert messages.get()[0] == "sample"

@@ -43,7 +43,8 @@ class World:
 @pytest.fixture(scope="module")
 def world(synth_dir, synth_store, lifted_store, cast_run, cast_store, tmp_path_factory) -> World:
     from afcli.config import apply_sets
-    from afcli.pretrain.cmat import CMATSettings, pretrain
+    from afcli.methods import train
+    from afcli.methods.cmat.settings import CMATSettings
 
     root = tmp_path_factory.mktemp("world")
     shutil.copytree(synth_dir, root / "shapes")
@@ -54,7 +55,7 @@ def world(synth_dir, synth_store, lifted_store, cast_run, cast_store, tmp_path_f
     settings.data.store, settings.data.teacher = str(root / "lifted.h5"), "dinov3-vits16"
     apply_sets(settings, [pair for pair in TINY_MODEL if pair != "--set"])
     settings.epochs, settings.batch_size, settings.device = 1, 4, "cpu"
-    pretrain(settings, root / "cmat", show_progress=False)
+    train("cmat", settings, root / "cmat", show_progress=False)
     return World(root, root / "shapes", root / "store.h5", root / "lifted.h5", root / "cmat", root / "cast", cast_store)
 
 
@@ -437,8 +438,8 @@ CASES = [
     ("drop-above-one", lambda w, t: finetune(w, t, "--set", "prompts.drop=2"), ["prompts.drop must be a fraction"]),
     (
         "backbone-damaged-weights",
-        lambda w, t: finetune(w, t, "--backbone", run_with(w, t, w.cmat, "model/model.pt", truncated)),
-        ["model.pt", "not an afcli model file"],
+        lambda w, t: finetune(w, t, "--backbone", run_with(w, t, w.cmat, "model/model.safetensors", truncated)),
+        ["model.safetensors", "not an afcli model file"],
     ),
     (
         "backbone-damaged-config",
@@ -474,11 +475,11 @@ CASES = [
             "eval",
             "probe",
             "--checkpoint",
-            run_with(w, t, w.cmat, "model/model.pt", pickled(Evil())),
+            run_with(w, t, w.cmat, "model/model.safetensors", pickled(Evil())),
             "--store",
             w.store,
         ],
-        ["model.pt", "not an afcli model file"],
+        ["model.safetensors", "not an afcli model file"],
     ),
     (
         "eval-copied-run-without-store",
@@ -514,11 +515,11 @@ CASES = [
             "export",
             "onnx",
             "--checkpoint",
-            run_with(w, t, w.cast, "best/model.pt", truncated),
+            run_with(w, t, w.cast, "best/model.safetensors", truncated),
             "--out",
             t / "m.onnx",
         ],
-        ["model.pt", "not an afcli model file"],
+        ["model.safetensors", "not an afcli model file"],
     ),
     (
         "export-ply-other-store",

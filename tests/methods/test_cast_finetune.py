@@ -8,8 +8,8 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_CAST
-from test_laso import write_laso
+from conftest import ROOT, TINY_CAST
+from formats import write_laso
 
 from afcli.errors import InputError
 from afcli.store import merge_stores, open_store, verify_store
@@ -158,7 +158,7 @@ def test_piadv2_import_pairs_training_images_with_a_pool(tmp_path):
             lines[(split, kind)] = entries
             (root / "Seen" / f"{kind}_{split}.txt").write_text("\n".join(entries) + "\n")
     import_benchmark("piadv2", root, tmp_path / "v2.h5", setting="Seen")
-    from afcli.finetune.cast import QueryData
+    from afcli.methods.cast.data import QueryData
 
     data = QueryData(tmp_path / "v2.h5", "train", {"text": None, "image": None}, training=True)
     assert len(data) == 4 and all(data.table.sample[r] == -1 for r in data.rows)
@@ -209,9 +209,11 @@ def test_finetune_selects_on_val_and_resumes(cast_run, afcli_cmd):
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     epochs = [r for r in records if "val" in r]
     assert len(epochs) == 2 and any(r.get("best") for r in epochs)
-    assert (run / "best" / "cast_config.json").is_file() and (run / "expected.yaml").is_file()
-    config = json.loads((run / "best" / "cast_config.json").read_text())
-    assert config["text_dim"] == 384 and config["image_dim"] == 1280  # MiniLM-L6, EfficientNet-Lite0 s32
+    assert (run / "best" / "model.safetensors").is_file() and (run / "expected.yaml").is_file()
+    config = json.loads((run / "best" / "config.json").read_text())
+    assert (
+        config["model_type"] == "cast" and config["text_dim"] == 384 and config["image_dim"] == 1280
+    )  # MiniLM-L6, EfficientNet-Lite0 s32
     resumed = afcli_cmd(
         "finetune", "cast", "--run", run, "--resume", "--epochs", "3", "--device", "cpu", "--json", check=0
     )
@@ -288,28 +290,13 @@ def test_null_prompt_matches_a_missing_modality():
     torch.testing.assert_close(mixed[1], with_text[1], atol=1e-5, rtol=1e-5)
 
 
-def test_text_encoder_loads_a_local_roberta(tmp_path):
+def test_text_encoder_loads_a_local_roberta(tiny_roberta, tmp_path):
     """The RoBERTa path (paper's text encoder) through the real loading code, on a tiny random
     RobertaModel saved with a tokenizer; pooled and token outputs."""
-    from transformers import AutoTokenizer, RobertaConfig, RobertaModel
+    from afcli.prompts import TextEncoder
 
-    from afcli.prompts import TextEncoder, _minilm_folder
-
-    tokenizer = AutoTokenizer.from_pretrained(_minilm_folder())
-    torch.manual_seed(0)
-    RobertaModel(
-        RobertaConfig(
-            vocab_size=tokenizer.vocab_size,
-            hidden_size=16,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=32,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    ).save_pretrained(tmp_path / "roberta")
-    tokenizer.save_pretrained(tmp_path / "roberta")
-    pooled = TextEncoder("roberta-base", weights=str(tmp_path / "roberta"))
-    tokens = TextEncoder("roberta-base", weights=str(tmp_path / "roberta"), pool="tokens")
+    pooled = TextEncoder("roberta-base", weights=str(tiny_roberta))
+    tokens = TextEncoder("roberta-base", weights=str(tiny_roberta), pool="tokens")
     vector, mask = pooled(["where do I grasp the mug?", "sit"])
     states, token_mask = tokens(["where do I grasp the mug?", "sit"])
     assert vector.shape == (2, 1, 16) and mask.all()
@@ -349,7 +336,7 @@ def test_export_torchscript_onnx_and_ply(cast_run, tmp_path, afcli_cmd):
         torch.rand(1, 1, 1280),
         torch.ones(1, 1, dtype=torch.bool),
     ]
-    from afcli.export import HeatMap
+    from afcli.methods.cast.export import HeatMap
     from afcli.models.cast import CAST
 
     model = HeatMap(CAST.from_pretrained(run / "best"), ("text", "image")).eval()
@@ -376,12 +363,11 @@ def test_export_torchscript_onnx_and_ply(cast_run, tmp_path, afcli_cmd):
 
 
 def test_cast_recipes_load_and_carry_expected_numbers():
-    from pathlib import Path
 
     from afcli.config import load_recipe
-    from afcli.finetune.cast import CASTSettings
+    from afcli.methods.cast.settings import CASTSettings
 
-    recipes = sorted((Path(__file__).resolve().parents[1] / "recipes" / "cast").glob("*.yaml"))
+    recipes = sorted((ROOT / "recipes" / "cast").glob("[!_]*.yaml"))
     assert len(recipes) == 13
     for path in recipes:
         settings, raw = load_recipe(path, CASTSettings, "finetune")
@@ -401,7 +387,10 @@ def test_precise_bn_makes_eval_match_train_on_the_calibration_batch(cast_run):
     """After re-estimating BatchNorm statistics on one batch, eval mode on that batch reproduces
     train mode (no dropout): what short fine-tuning runs need before validating."""
     from afcli.engine.run import read_settings
-    from afcli.finetune.cast import CASTSettings, CASTTask, QueryData, prompt_inputs, recalibrate_batchnorm
+    from afcli.methods.cast.data import QueryData
+    from afcli.methods.cast.predict import prompt_inputs, recalibrate_batchnorm
+    from afcli.methods.cast.settings import CASTSettings
+    from afcli.methods.cast.task import CASTTask
 
     run, _ = cast_run
     settings = read_settings(CASTSettings, run)
@@ -461,7 +450,8 @@ def test_two_gloo_processes_split_the_batch(cast_store, tmp_path):
     own half (the authors' DDP code does the same), so the curves part after that."""
     from afcli.config import apply_sets
     from afcli.engine.distributed import Launch
-    from afcli.finetune.cast import CASTSettings, finetune
+    from afcli.methods import train
+    from afcli.methods.cast.settings import CASTSettings
 
     def settings():
         s = CASTSettings(epochs=2, batch_size=8, device="cpu")
@@ -470,12 +460,12 @@ def test_two_gloo_processes_split_the_batch(cast_store, tmp_path):
         s.precise_bn_batches = 1  # rank 0 re-estimates BatchNorm alone while rank 1 waits
         return apply_sets(s, TINY_CAST[1::2])
 
-    one = finetune(settings(), tmp_path / "one", show_progress=False)
-    two = finetune(settings(), tmp_path / "two", plan=Launch(gpus=2), show_progress=False)
+    one = train("cast", settings(), tmp_path / "one", show_progress=False)
+    two = train("cast", settings(), tmp_path / "two", plan=Launch(gpus=2), show_progress=False)
     assert two["world_size"] == 2 and len(one["history"]) == len(two["history"]) > 4
     assert one["history"][0]["focal"] == pytest.approx(two["history"][0]["focal"], rel=1e-5)
     assert all(np.isfinite(r["total"]) for r in two["history"]) and two["best_score"] is not None
-    assert (tmp_path / "two" / "best" / "cast_config.json").is_file()
+    assert (tmp_path / "two" / "best" / "model.safetensors").is_file()
 
 
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, afcli_cmd, synth_dir):
@@ -496,14 +486,13 @@ def test_laso_recipe_run_reports_seen_unseen_against_the_paper(tmp_path, afcli_c
     """LASO end to end on a fixture in its own format: the paper recipe (MiniLM standing in for
     RoBERTa, a tiny model), then `afcli eval laso` with the seen / unseen filters, 3 votes by
     default, and Table 2's numbers beside the obtained ones."""
-    from pathlib import Path
 
     root = tmp_path / "LASO_dataset"
     for split in ("train", "val", "test"):
         write_laso(root, split)
     store = tmp_path / "laso.h5"
     afcli_cmd("data", "import", root, "--benchmark", "laso", "--store", store, check=0)
-    recipe = Path(__file__).resolve().parents[1] / "recipes" / "cast" / "laso-paper.yaml"
+    recipe = ROOT / "recipes" / "cast" / "laso-paper.yaml"
     afcli_cmd(
         "finetune",
         "cast",

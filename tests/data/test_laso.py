@@ -1,35 +1,14 @@
 """LASO in its own format: pickles of arrays, the question table, the seen/unseen filters."""
 
-import csv
 import os
 import pickle
 
 import numpy as np
 import pytest
+from formats import write_laso
 
 from afcli.data.laso import read_laso
 from afcli.errors import InputError
-
-
-def write_laso(root, split="test"):
-    rng = np.random.default_rng(0)
-    objects = {f"id{i}": rng.random((2048, 3)).astype(np.float32) for i in range(3)}
-    annotations = [
-        {"shape_id": "id0", "class": "mug", "affordance": "grasp", "mask": rng.random(2048).astype(np.float32)},
-        {"shape_id": "id1", "class": "scissors", "affordance": "cut", "mask": rng.random(2048).astype(np.float32)},
-        {"shape_id": "id1", "class": "scissors", "affordance": "move", "mask": rng.random(2048).astype(np.float32)},
-        {"shape_id": "id2", "class": "door", "affordance": "pull", "mask": rng.random(2048).astype(np.float32)},
-    ]
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / f"anno_{split}.pkl", "wb") as handle:
-        pickle.dump(annotations, handle)
-    with open(root / f"objects_{split}.pkl", "wb") as handle:
-        pickle.dump(objects, handle)
-    with open(root / "Affordance-Question.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["Object", "Affordance"] + [f"Question{i}" for i in range(15)])
-        writer.writerow(["Mug", "grasp"] + [f"How do I hold the mug? ({i})" for i in range(15)])
-    return annotations, objects
 
 
 def test_reads_the_official_format_and_filters_seen_unseen(tmp_path):

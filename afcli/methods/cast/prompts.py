@@ -1,0 +1,147 @@
+"""CAST's prompts: questions and images of a store's queries encoded by frozen encoders
+(afcli.prompts), once per run into ``prompts.pt``, and read back by training, eval and export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from afcli.errors import InputError
+from afcli.methods.cast.settings import PromptSettings
+
+PROMPTS_FILE = "prompts.pt"
+
+
+def image_key(image: str, affordance: str) -> str:
+    from afcli.prompts import RENDER_PREFIX
+
+    return f"{image}#{affordance}" if image.startswith(RENDER_PREFIX) else image
+
+
+def encode_prompts(
+    settings: PromptSettings,
+    store: Path,
+    table,
+    rows: np.ndarray,
+    *,
+    all_questions: bool,
+    device,
+    advance=None,
+    on_total=None,
+) -> dict:
+    """``{"text": EncodedPrompts | None, "image": …, "provenance": {kind: encoder, weights, sha256}}``
+    for the queries ``rows`` of ``table``: every question of each (training) or only the first
+    (evaluation), and every image prompt."""
+    from afcli.prompts import RENDER_PREFIX, EncodedPrompts, ImageEncoder, TextEncoder, read_image, render_prompt, stack
+    from afcli.store import open_store
+    from afcli.store.schema import decode
+
+    texts = (
+        sorted({q for r in rows for q in (table.text[r] if all_questions else table.text[r][:1])})
+        if settings.text
+        else []
+    )
+    images = sorted({(table.image[r], table.affordance[r]) for r in rows if table.image[r]}) if settings.image else []
+    if settings.text and any(not table.text[r] for r in rows):
+        raise InputError(
+            "some queries have no question but the model takes text prompts (set prompts.text: null)", store
+        )
+    if settings.image and any(not table.image[r] for r in rows):
+        raise InputError(
+            "some queries have no image but the model takes image prompts (set prompts.image: null)", store
+        )
+    batch = 32
+    (on_total or (lambda n: None))(-(-len(texts) // batch) + -(-len(images) // batch))
+    advance = advance or (lambda: None)
+    out = {"text": None, "image": None, "provenance": {}}
+    if texts:
+        encoder = TextEncoder(
+            settings.text, weights=settings.text_weights, pool=settings.text_pool, max_length=settings.max_length
+        ).to(device)
+        parts = []
+        for start in range(0, len(texts), batch):
+            parts.append(tuple(t.cpu() for t in encoder(texts[start : start + batch])))
+            advance()
+        out["text"] = EncodedPrompts({t: i for i, t in enumerate(texts)}, *stack(parts))
+        out["provenance"]["text"] = encoder.provenance()
+    if images:
+        encoder = ImageEncoder(settings.image, weights=settings.image_weights, pool=settings.image_pool).to(device)
+        folder = Path(store).resolve().parent
+        with open_store(store) as f:
+            ids = {sample_id: row for row, sample_id in enumerate(decode(f["samples/id"][:]))}
+            channels = decode(f["labels/affordance"].attrs["channels"])
+            parts = []
+            for start in range(0, len(images), batch):
+                pictures = []
+                for image, affordance in images[start : start + batch]:
+                    if image.startswith(RENDER_PREFIX):
+                        other = ids.get(image[len(RENDER_PREFIX) :])
+                        if other is None:
+                            raise InputError(f"image prompt {image}: no such sample in the store", store)
+                        heat = f["labels/affordance"][other][:, channels.index(affordance)]
+                        picture = render_prompt(f["points/xyz"][other], f["points/normal"][other], heat)
+                    else:
+                        picture = read_image(folder / image)
+                    pictures.append(_square(picture, encoder.teacher.preprocess.size))
+                parts.append(tuple(t.cpu() for t in encoder(torch.stack(pictures).to(device))))
+                advance()
+        out["image"] = EncodedPrompts({image_key(i, a): k for k, (i, a) in enumerate(images)}, *stack(parts))
+        out["provenance"]["image"] = encoder.provenance()
+    return out
+
+
+def _square(picture: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize to size × size (PIAD / PIADv2 loaders: a plain resize, no crop)."""
+    resized = torch.nn.functional.interpolate(
+        picture.permute(2, 0, 1)[None].float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True
+    )
+    return resized[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8)
+
+
+def save_prompts(prompts: dict, run_dir: Path) -> None:
+    from afcli.engine.checkpoint import save_atomic
+
+    state = {kind: None if prompts[kind] is None else prompts[kind].state() for kind in ("text", "image")}
+    save_atomic({**state, "provenance": prompts["provenance"]}, run_dir / PROMPTS_FILE)
+
+
+def load_prompts(run_dir: Path) -> dict:
+    """A run's encoded prompts (``prompts.pt``: tensors and plain data, loaded with weights_only)."""
+    from afcli.engine.checkpoint import load_checkpoint
+    from afcli.prompts import EncodedPrompts
+
+    if not (run_dir / PROMPTS_FILE).is_file():
+        raise InputError(f"no {PROMPTS_FILE} (not a CAST run directory)", run_dir)
+    state = load_checkpoint(run_dir / PROMPTS_FILE, ("text", "image", "provenance"))
+    return {
+        **{kind: None if state[kind] is None else EncodedPrompts.from_state(state[kind]) for kind in ("text", "image")},
+        "provenance": state["provenance"],
+    }
+
+
+def merge_prompts(first: dict, second: dict) -> dict:
+    from afcli.prompts import EncodedPrompts
+
+    merged = {"provenance": {**second["provenance"], **first["provenance"]}}
+    for kind in ("text", "image"):
+        a, b = first[kind], second[kind]
+        if a is None or b is None:
+            merged[kind] = a or b
+            continue
+        extra = [k for k in b.keys if k not in a.keys]
+        index = torch.tensor([b.keys[k] for k in extra], dtype=torch.long)
+        length = max(a.tokens.shape[1], b.tokens.shape[1])
+
+        def pad(t, n):
+            return torch.nn.functional.pad(t, (0, 0, 0, n - t.shape[1]) if t.dim() == 3 else (0, n - t.shape[1]))
+
+        keys = dict(a.keys)
+        keys.update({k: len(a.keys) + i for i, k in enumerate(extra)})
+        merged[kind] = EncodedPrompts(
+            keys,
+            torch.cat([pad(a.tokens, length), pad(b.tokens[index], length)]),
+            torch.cat([pad(a.mask, length), pad(b.mask[index], length)]),
+        )
+    return merged

@@ -1,0 +1,92 @@
+"""CAST fine-tuning settings: CMAT Stage 3, prompt-driven affordance segmentation on a store's queries.
+
+The defaults are the paper's recipe (cmat-cast-3d-affordance.md §4.1: RoBERTa / DINOv3 ViT-B frozen,
+L = 6, backbone lr 1e-5 and new modules 1e-4, focal 1.0 + dice 1.0, 100 epochs, batch 16); the
+authors' code is ``recipes/cast/*-official.yaml``. Where the paper is silent afcli takes the code's
+value and says so: weight decay 0.01, cosine to 1e-6 per epoch without warm-up, no clipping (the code
+clips at 1.0: official recipes set ``grad_clip``).
+
+With ``--gpus N`` each process takes 1/N of every global batch; the dice term is computed over each
+process's share, as in the authors' DDP code, so N processes do not replay one process exactly.
+
+Model selection uses the ``val`` split (the best validation aIoU is exported to ``best/``); the
+official code selects on test, afcli does not. Prompts are encoded once, before training, into
+``prompts.pt`` in the run directory (frozen encoders, as the paper).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from afcli.config import check_numbers
+from afcli.engine.trainer import OptimSettings
+from afcli.errors import InputError
+from afcli.models.cast import CASTConfig
+from afcli.runtime import pick_device
+
+AUGMENTATIONS = ("none", "laso", "piad")
+
+
+@dataclass
+class PromptSettings:
+    text: str | None = "roberta-base"  # None: no text prompts
+    text_weights: str | None = None
+    text_pool: str = "mean"  # mean / cls: one vector (paper); tokens: every token state (code)
+    max_length: int = 128
+    image: str | None = None  # a 2D teacher, e.g. dinov3:vitb16 (paper), dinov2:vitb14 (code, PIADv2)
+    image_weights: str | None = None
+    image_pool: str = "mean"
+    drop: float = 0.0  # per training sample, chance that one present modality becomes the null token
+
+
+@dataclass
+class CASTData:
+    store: str | None = None
+    augment: str = "none"  # laso: y-rotation, jitter 0.01, scale 0.8–1.2; piad: jitter 0.01, 50 % z-rotation
+    workers: int = 0
+
+
+@dataclass
+class CASTLossSettings:
+    focal_weight: float = 1.0
+    dice_weight: float = 1.0
+
+
+@dataclass
+class CASTSettings:
+    model: CASTConfig = field(default_factory=CASTConfig)
+    backbone: str | None = None  # a CMAT run (or saved Point-MAE); None: from scratch
+    prompts: PromptSettings = field(default_factory=PromptSettings)
+    data: CASTData = field(default_factory=CASTData)
+    loss: CASTLossSettings = field(default_factory=CASTLossSettings)
+    optim: OptimSettings = field(default_factory=lambda: OptimSettings(lr=1e-4, weight_decay=0.01, warmup_epochs=0))
+    backbone_lr_scale: float = 0.1  # paper 1e-5 / 1e-4; code 0.2
+    grad_clip: float | None = None
+    # Before each validation, re-estimate BatchNorm statistics over this many training batches
+    # ("precise BN"). 0 (paper, code): keep the running averages, which is right for long runs. Short
+    # runs need it: running variances start at 1 while Point-MAE's first BatchNorm sees activations
+    # of variance ~1e-5, so the running average needs 100+ steps to come down, and until then
+    # eval-mode patch embeddings are shrunk ~15x and the heat maps come out flat.
+    precise_bn_batches: int = 0
+    epochs: int = 100
+    batch_size: int = 16
+    val_batch_size: int = 16
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+
+    def check(self) -> "CASTSettings":
+        check_numbers(self)
+        if self.data.store is None:
+            raise InputError("no store given (--store S.h5)")
+        if self.data.augment not in AUGMENTATIONS:
+            raise InputError(f"data.augment must be one of {', '.join(AUGMENTATIONS)}")
+        if self.prompts.text is None and self.prompts.image is None:
+            raise InputError("CAST needs a text or an image prompt encoder (prompts.text / prompts.image)")
+        if self.prompts.drop and not (self.model.null_prompt and self.prompts.text and self.prompts.image):
+            raise InputError("prompts.drop needs both encoders and model.null_prompt")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise InputError("epochs and batch_size must be positive")
+        self.model.check()
+        pick_device(self.device)
+        return self
