@@ -1,6 +1,7 @@
 # afcli developer entry points. Each target creates .venv when missing and is quick on re-runs.
 #   make demo   the main job on the built-in shape set
-#   make test   ruff (lint + format check), then the test suite (OPS=1 also builds the compiled ops)
+#   make test   ruff (lint + format check), then the test suite but its slow tests (OPS=1 also builds the compiled ops)
+#   make test-slow the slow tests: whole chains, subprocess kills, several processes, the GPU-check script
 #   make test-ops  builds the compiled ops and runs only their parity tests
 #   make bench  speed benchmarks → benchmarks/RESULTS.md numbers
 #   make docs   shell completions (completions/) and man pages (man/) from the CLI itself
@@ -27,7 +28,7 @@ endif
 comma := ,
 PKG_STAMP := $(VENV)/.afcli-$(subst $(comma),-,$(INSTALL_EXTRAS))
 
-.PHONY: demo test test-ops bench docs install wheels clean
+.PHONY: demo test test-slow test-ops bench docs install wheels clean
 
 $(VENV)/.torch-installed:
 	$(PYTHON) -m venv $(VENV)
@@ -87,7 +88,10 @@ demo: $(PKG_STAMP)
 test: $(PKG_STAMP)
 	$(BIN)/ruff check afcli tests benchmarks
 	$(BIN)/ruff format --check afcli tests benchmarks
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: $(PKG_STAMP)
+	$(BIN)/python -m pytest -q -m slow
 
 # The compiled ops and their parity tests against the pure-PyTorch paths (fail, not skip, if the
 # build does not import).

@@ -88,6 +88,29 @@ def afcli_cmd():
     return run
 
 
+@pytest.fixture
+def afcli_run():
+    """The CLI in this process (typer's CliRunner), with ``afcli_cmd``'s interface: for wiring and
+    output, where a fresh interpreter adds nothing but torch's import time."""
+    from types import SimpleNamespace
+
+    from typer.testing import CliRunner
+
+    from afcli.cli import app
+    from afcli.console import options
+
+    def run(*args, check=None):
+        options.json = options.quiet = False
+        options.verbose = 0
+        invoked = CliRunner().invoke(app, [str(a) for a in args])
+        result = SimpleNamespace(returncode=invoked.exit_code, stdout=invoked.stdout, stderr=invoked.stderr)
+        if check is not None:
+            assert result.returncode == check, (result.stdout + result.stderr, invoked.exception)
+        return result
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory) -> dict:
     """Tiny randomly initialised teachers saved the way real checkpoints are (same classes, same

@@ -65,3 +65,26 @@ def test_the_cycle_finder_finds_a_cycle():
 
 def test_afcli_has_no_import_cycle():
     assert cycles(import_graph()) == []
+
+
+def test_no_module_is_over_400_lines():
+    """A module that grows past this is doing several jobs: split it by job (the method folders show how)."""
+    long = {
+        str(path.relative_to(ROOT)): count
+        for path in (ROOT / "afcli").rglob("*.py")
+        if (count := len(path.read_text().splitlines())) > 400
+    }
+    assert long == {}
+
+
+def test_nothing_below_the_methods_imports_one():
+    """Arrows point down: shared packages reach a method only through the table's lazy specs."""
+    graph = import_graph()
+    upward = {
+        (module, target)
+        for module, targets in graph.items()
+        if not module.startswith(("afcli.methods", "afcli.cli"))
+        for target in targets
+        if target.startswith("afcli.methods.")
+    }
+    assert upward == set()

@@ -89,6 +89,7 @@ def _without(module: str, args: list[str]) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module, args, extra", MISSING, ids=[f"{a[0]}-{m}" for m, a, _ in MISSING])
 def test_a_missing_extra_is_one_line_naming_it(module, args, extra, cast_store, tmp_path):
     import shutil
@@ -104,6 +105,7 @@ def test_a_missing_extra_is_one_line_naming_it(module, args, extra, cast_store, 
     assert not (tmp_path / "cast.onnx").exists()
 
 
+@pytest.mark.slow
 def test_doctor_reports_a_missing_extra():
     result = _without("transformers", ["doctor", "--json"])
     assert result.returncode == 0, result.stderr

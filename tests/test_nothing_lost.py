@@ -78,6 +78,7 @@ def test_a_failed_write_leaves_the_sample_pending_and_a_rerun_finishes_it(synth_
     assert verify_store(store)["ok"]
 
 
+@pytest.mark.slow
 def test_a_failed_lift_write_leaves_features_pending(lifted_store, tiny_weights, tmp_path):
     store = tmp_path / "store.h5"
     shutil.copy(lifted_store, store)
@@ -263,6 +264,7 @@ def test_a_run_killed_before_its_first_checkpoint_says_to_start_again(runs, afcl
     assert "nothing to resume" in error_line(result) and "start it again" in error_line(result)
 
 
+@pytest.mark.slow
 def test_a_run_that_cannot_write_its_checkpoint_leaves_no_temporaries(runs):
     """Pre-training that cannot write its model (a file-size limit here) stops with one line and
     removes its temporaries; the same command then starts the run afresh."""

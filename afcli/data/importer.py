@@ -27,8 +27,8 @@ from afcli.data.readers import CLOUD_SUFFIXES, MESH_SUFFIXES, is_piad_file, read
 from afcli.data.synth import MANIFEST, SYNTH_FORMAT
 from afcli.errors import InputError
 from afcli.store.queries import Query, hash_split
-from afcli.store.schema import DONE, FAILED
-from afcli.store.writer import StoreWriter, shard_path
+from afcli.store.schema import DONE, FAILED, shard_path
+from afcli.store.writer import StoreWriter
 
 STAGE = "import"
 TEXT_DTYPE = "S4096"

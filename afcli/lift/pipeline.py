@@ -110,8 +110,8 @@ def feature_attrs(teacher, settings: LiftSettings) -> dict:
 
 
 def load_settings_teacher(settings: LiftSettings, device: torch.device | None = None):
-    """The teacher ``settings`` name, on ``device`` (default: the settings' device) — the CLI loads
-    it before any other work so that a missing model fails first."""
+    """The teacher checked ``settings`` name, on ``device`` (default: the settings' device) — the CLI
+    loads it before any other work so that a missing model fails first."""
     from afcli.teachers import load_teacher
 
     return load_teacher(
@@ -120,7 +120,7 @@ def load_settings_teacher(settings: LiftSettings, device: torch.device | None = 
         offline=settings.offline,
         blocks=settings.blocks,
         input_size=settings.teacher_size,
-        device=device if device is not None else pick_device(settings.check().device),
+        device=device if device is not None else pick_device(settings.device),
     )
 
 

@@ -3,8 +3,8 @@
 from afcli.store.inspect import store_info, verify_store
 from afcli.store.merge import merge_stores
 from afcli.store.reader import StoreDataset
-from afcli.store.schema import DONE, FAILED, FIXED, PENDING, RAGGED, SCHEMA_VERSION, open_store
-from afcli.store.writer import StoreWriter, create_store, shard_path
+from afcli.store.schema import DONE, FAILED, FIXED, PENDING, RAGGED, SCHEMA_VERSION, open_store, shard_path
+from afcli.store.writer import StoreWriter, create_store
 
 __all__ = [
     "DONE",

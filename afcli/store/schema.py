@@ -216,3 +216,11 @@ def open_store(path: str | Path, mode: str = "r") -> h5py.File:
         f.close()
         raise InputError(f"unreadable store metadata ({' '.join(str(error).split())[:120]})", path) from None
     return f
+
+
+def shard_path(path: str | Path, rank: int, world_size: int) -> Path:
+    """Where rank ``rank`` of a ``world_size``-process job writes: ``out.h5`` → ``out-00001-of-00004.h5``."""
+    path = Path(path)
+    if world_size <= 1:
+        return path
+    return path.with_name(f"{path.stem}-{rank:05d}-of-{world_size:05d}{path.suffix}")

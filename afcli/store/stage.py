@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from afcli.errors import AfcliError, InputError, RunError
-from afcli.store.schema import DONE, RAGGED, decode, open_store, read_sample, status_path
-from afcli.store.writer import StoreWriter, abandoned_writes, shard_path
+from afcli.store.schema import DONE, RAGGED, decode, open_store, read_sample, shard_path, status_path
+from afcli.store.writer import StoreWriter, abandoned_writes
 
 
 class Stage(Protocol):

@@ -53,14 +53,6 @@ SAMPLE_COLUMNS = {"samples/id": ID_DTYPE, "samples/category": CATEGORY_DTYPE, "s
 RAGGED_CHUNK_BYTES = 1 << 18
 
 
-def shard_path(path: str | Path, rank: int, world_size: int) -> Path:
-    """Where rank ``rank`` of a ``world_size``-process job writes: ``out.h5`` → ``out-00001-of-00004.h5``."""
-    path = Path(path)
-    if world_size <= 1:
-        return path
-    return path.with_name(f"{path.stem}-{rank:05d}-of-{world_size:05d}{path.suffix}")
-
-
 def create_store(path: str | Path, layout: str = FIXED, num_points: int = 2048) -> None:
     """Write an empty store atomically (temp file + hard link): a crash never leaves half a header,
     and of two processes creating one store, through any names, the second keeps the first's file."""

@@ -3,9 +3,11 @@
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
 
 
+@pytest.mark.slow
 def test_device_check_runs_on_cpu(tmp_path):
     out = tmp_path / "device_check.md"
     result = subprocess.run(

@@ -128,6 +128,7 @@ def test_bad_inputs_stop_with_the_file_named(tmp_path, synth_store):
         assert np.array_equal(after[name][: len(value)], value)
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_gives_identical_store(tmp_path):
     src = tmp_path / "shapes"
     synthesize(src, count=64, seed=5)

@@ -22,6 +22,7 @@ def store_copy(synth_store, tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_lift_a_folder_of_shapes_then_skip_everything(afcli_cmd, tmp_path, tiny_weights):
     """The issue's "done means": synth 40, lift with DINOv3 (tiny weights), re-run skips all 40."""
     shapes = tmp_path / "shapes"
@@ -90,6 +91,7 @@ def test_changed_settings_need_overwrite(store_copy, tiny_weights):
     assert lift_store(store_copy, settings)["lifted"] == first["lifted"]
 
 
+@pytest.mark.slow
 def test_lift_piad_point_clouds(afcli_cmd, tmp_path, tiny_weights, piad_demo):
     store = tmp_path / "piad.h5"
     result = afcli_cmd(
@@ -112,6 +114,7 @@ def test_lift_piad_point_clouds(afcli_cmd, tmp_path, tiny_weights, piad_demo):
         assert f["features/dinov3-vitb16_seen"][:].mean() > 0.8
 
 
+@pytest.mark.slow
 def test_offline_without_weights_exits_2(afcli_cmd, tmp_path):
     shapes = tmp_path / "shapes"
     afcli_cmd("data", "synth", shapes, "--n", "2", check=0)
@@ -123,6 +126,7 @@ def test_offline_without_weights_exits_2(afcli_cmd, tmp_path):
     assert afcli_cmd("lift", "--teacher", "dinov9", shapes, check=2).stderr.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_real_weights_separate_parts_better_than_random(store_copy, tmp_path):
     """EfficientNet-Lite0's ImageNet features, lifted, tell the parts of the built-in shapes apart
     better than the same network with random weights (nearest part-centroid accuracy)."""
@@ -187,6 +191,7 @@ def test_recipes_parse_and_reject_unknown_keys(tmp_path):
         load_recipe(bad, LiftSettings, "lift")
 
 
+@pytest.mark.slow
 def test_several_processes_match_one_and_leave_no_shards(store_copy, tmp_path, tiny_weights):
     """--gpus 2 logic on CPU processes: the merged result equals a one-process lift."""
     settings = LiftSettings(
@@ -239,6 +244,7 @@ def test_shards_of_an_interrupted_run_are_merged_on_rerun(store_copy, tmp_path, 
         assert np.allclose(a["features/dinov3-vits16"][:], b["features/dinov3-vits16"][:], atol=2e-3)
 
 
+@pytest.mark.slow
 def test_ragged_store_of_clouds(tmp_path, tiny_weights):
     """Scene-style stores (a different number of points per sample) lift in one process and in two."""
     from afcli.store import StoreWriter
@@ -274,6 +280,7 @@ def test_ragged_store_of_clouds(tmp_path, tiny_weights):
         assert a["features/dinov3-vits16_seen"][:].mean() > 0.5
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_gives_identical_features(store_copy, tmp_path, tiny_weights):
     import os
     import signal

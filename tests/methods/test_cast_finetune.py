@@ -32,6 +32,7 @@ def test_synth_queries(cast_store):
     assert verify_store(cast_store)["ok"]
 
 
+@pytest.mark.slow
 def test_laso_import_filters_and_questions(tmp_path, afcli_cmd):
     root = tmp_path / "LASO_dataset"
     for split in ("train", "val", "test"):
@@ -79,6 +80,7 @@ def _piad_root(tmp_path, demo):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_piad_demo_samples_evaluate_end_to_end(tmp_path, cast_run, afcli_cmd, any_piad_demo):
     """Two PIAD samples (written, and the real ones): imported with their official pairing, then scored by a CAST run
     through image prompts only (its text modality gets the null token)."""
@@ -203,6 +205,7 @@ def test_merge_shifts_query_rows(cast_store, tmp_path):
     assert any("outside /samples" in p for p in verify_store(first)["problems"])
 
 
+@pytest.mark.slow
 def test_finetune_selects_on_val_and_resumes(cast_run, afcli_cmd):
     run, result = cast_run
     assert result["epochs"] == 2 and result["best_score"] is not None
@@ -222,6 +225,7 @@ def test_finetune_selects_on_val_and_resumes(cast_run, afcli_cmd):
     assert "already holds a run" in again.stderr or "no such" in again.stderr
 
 
+@pytest.mark.slow
 def test_eval_synth_matches_saved_predictions(cast_run, tmp_path, afcli_cmd):
     run, _ = cast_run
     predictions, figures = tmp_path / "p.npz", tmp_path / "figures"
@@ -307,6 +311,7 @@ def test_text_encoder_loads_a_local_roberta(tiny_roberta, tmp_path):
         TextEncoder("roberta-base", weights=str(tmp_path / "missing"))
 
 
+@pytest.mark.slow
 def test_export_torchscript_onnx_and_ply(cast_run, tmp_path, afcli_cmd):
     run, _ = cast_run
     out = afcli_cmd(
@@ -444,6 +449,7 @@ def test_knn_ties_in_onnx_follow_the_index_order(tmp_path):
     np.testing.assert_array_equal(got, expected.numpy())
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_split_the_batch(cast_store, tmp_path):
     """--gpus 2 on CPU: each process takes half of every global batch. The first step's focal term
     (a mean over points) equals the one-process value; the dice term is a sum over each process's
@@ -468,6 +474,7 @@ def test_two_gloo_processes_split_the_batch(cast_store, tmp_path):
     assert (tmp_path / "two" / "best" / "model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, afcli_cmd, synth_dir):
     from afcli.data.importer import import_shapes
 
@@ -482,6 +489,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, afcli_cmd, synth_dir
     assert "error:" in wrong.stderr
 
 
+@pytest.mark.slow
 def test_laso_recipe_run_reports_seen_unseen_against_the_paper(tmp_path, afcli_cmd):
     """LASO end to end on a fixture in its own format: the paper recipe (MiniLM standing in for
     RoBERTa, a tiny model), then `afcli eval laso` with the seen / unseen filters, 3 votes by

@@ -34,6 +34,7 @@ def tiny_settings(store, **extra) -> CMATSettings:
     return settings
 
 
+@pytest.mark.slow
 def test_run_directory(afcli_cmd, lifted_store, tmp_path):
     run = tmp_path / "run"
     result = afcli_cmd(
@@ -71,6 +72,7 @@ def test_run_directory(afcli_cmd, lifted_store, tmp_path):
     assert "--resume" in again.stderr
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_resume_matches_an_unbroken_run(lifted_store, tmp_path):
     epochs = 12
 
