@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Callable, List, Optional
 
@@ -41,7 +41,6 @@ class MethodOptions:
     defaults: dict  # the settings' own epochs and batch_size, shown in --help (a test holds them equal)
     flags: tuple[Flag, ...] = ()
     score: str | None = None  # the validation score's name, for methods that select on val
-    rows: Callable[[dict], list] = field(default=lambda result: [])  # extra rows of the result table
 
 
 def _shared(method: Method, opts: MethodOptions) -> list[inspect.Parameter]:
@@ -177,7 +176,6 @@ def _show(method: Method, opts: MethodOptions, result: dict) -> None:
         ]
         if opts.score:
             rows.append((f"best val {opts.score}", "-" if r["best_score"] is None else f"{100 * r['best_score']:.2f}"))
-        rows += opts.rows(r)
         rows += [(f"last epoch {term}", f"{value:.5g}") for term, value in r["last_epoch"].items()]
         stdout.print(table(f"{method.stage} {method.name}", ["", ""], rows, header=False))
 

@@ -76,6 +76,10 @@ def evaluate_run(run: str | Path, options: EvalOptions, advance=None, on_total=N
     method = method_of_run(run)
     if method.predictor is None:
         raise InputError(f"a {method.name} run makes no heat maps to score (fine-tune a task model on it)", run)
+    if options.benchmark not in method.benchmarks:
+        raise InputError(
+            f"{method.name} runs are scored on {', '.join(method.benchmarks)}, not {options.benchmark}", run
+        )
     store = training_store(run, options.store, must_match=False)
     votes = options.votes if options.votes is not None else benchmark.votes
     if votes < 1:

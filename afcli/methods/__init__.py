@@ -2,8 +2,8 @@
 
 A row names, as lazy ``"module:attr"`` specs (imported only when used, so ``afcli --help`` stays
 fast — the pattern of the teacher table), what the shared machinery needs of a method: its typed
-settings, its training task, the run preparation, its saved model, the benchmark predictor and the
-exporter where it has them, and its command-line options. ``afcli pretrain <m>``, ``afcli finetune
+settings, its training task, the run preparation, its command-line options, and where it has them
+the benchmark predictor (with the benchmarks it is scored on) and the exporter. ``afcli pretrain <m>``, ``afcli finetune
 <m>``, ``afcli eval <benchmark>`` and ``afcli export`` are built from this table; adding a paper is one
 folder under ``afcli/methods/``, one row here and its recipes (docs/adding-a-method.md).
 """
@@ -32,9 +32,9 @@ class Method:
     settings: str  # the typed settings dataclass; a recipe's ``settings:`` are its fields
     task: str  # the engine's Task, built as Task(settings, run_dir) in every training process
     prepare: str  # prepare(settings, run_dir, new) -> settings: checks and files a run needs before ranks start
-    model: str  # the model class saved in the run's model/ and best/ folders
     options: str  # afcli.cli.train.MethodOptions: its own command-line options (typer and stdlib only)
     predictor: str | None = None  # predict(run, store, split, options) -> Predictions, for eval <benchmark>
+    benchmarks: tuple[str, ...] = ()  # the rows of afcli.eval.benchmarks.BENCHMARKS its runs are scored on
     exporter: str | None = None  # export(run, fmt, out, points, store) -> dict, for export torchscript|onnx
 
     @property
@@ -57,7 +57,6 @@ METHODS: dict[str, Method] = {
         settings="afcli.methods.cmat.settings:CMATSettings",
         task="afcli.methods.cmat.task:CMATTask",
         prepare="afcli.methods.cmat.task:prepare_run",
-        model="afcli.models.point_mae:PointMAE",
         options="afcli.methods.cmat.cli:OPTIONS",
     ),
     "cast": Method(
@@ -67,9 +66,9 @@ METHODS: dict[str, Method] = {
         settings="afcli.methods.cast.settings:CASTSettings",
         task="afcli.methods.cast.task:CASTTask",
         prepare="afcli.methods.cast.task:prepare_run",
-        model="afcli.models.cast:CAST",
         options="afcli.methods.cast.cli:OPTIONS",
         predictor="afcli.methods.cast.predict:predict_run",
+        benchmarks=("laso", "piad", "piadv2", "synth"),
         exporter="afcli.methods.cast.export:export_model",
     ),
 }
