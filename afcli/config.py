@@ -157,6 +157,7 @@ AT_LEAST_ONE = {
     "steps",
     "blocks",
     "train_points",
+    "votes",
 }
 ABOVE_ZERO = {"lr", "mlp_ratio", "koleo_eps", "grad_clip"}
 FRACTIONS = {"drop", "dropout", "drop_path", "mask_ratio", "test_fraction"}

@@ -95,3 +95,15 @@ def write_laso(root: Path, split: str = "test"):
         writer.writerow(["Object", "Affordance"] + [f"Question{i}" for i in range(15)])
         writer.writerow(["Mug", "grasp"] + [f"How do I hold the mug? ({i})" for i in range(15)])
     return annotations, objects
+
+
+def write_piad_lists(tmp_path: Path, demo: Path) -> Path:
+    """A PIAD root whose Seen setting lists the two demo samples for both Train and Test."""
+    (tmp_path / "Seen").mkdir(parents=True)
+    images = [demo / "Img_Test_Bag_lift_1.jpg", demo / "Img_Test_Chair_sit_1.jpg"]
+    clouds = [demo / "Point_Test_Bag_1.txt", demo / "Point_Test_Chair_1.txt"]
+    for split in ("Train", "Test"):
+        (tmp_path / "Seen" / f"Img_{split}.txt").write_text("".join(f"{p}\n" for p in images))
+        (tmp_path / "Seen" / f"Point_{split}.txt").write_text("".join(f"{p}\n" for p in clouds))
+        (tmp_path / "Seen" / f"Box_{split}.txt").write_text("".join(f"{p.with_suffix('.json')}\n" for p in images))
+    return tmp_path

@@ -50,7 +50,9 @@ def _benchmark_command(benchmark: str):
         ),
         split: str = typer.Option("test", "--split", help="Query split to score: test or val."),
         votes: Optional[int] = typer.Option(
-            None, "--votes", help="Average this many passes over seeded point orders [3 for LASO, else 1]."
+            None,
+            "--votes",
+            help="Average this many passes over seeded point orders [the run's recipe: 3 for laso-paper, else 1].",
         ),
         protocol: str = typer.Option(
             "standard",

@@ -13,8 +13,10 @@ with its point clouds, per-affordance ground truth and a query table (afcli.stor
   a sample has one annotated channel; training pairs an image with a random cloud of the same object
   *and* affordance (GREAT's and CMAT's loaders).
 
-Points: PIAD clouds are stored as shipped (already normalised); LASO and PIADv2 are centred and scaled
-into the unit sphere as their loaders do at read time (recorded in /samples/transform). Clouds of
+Points: LASO, PIAD and PIADv2 clouds are centred on their centroid and scaled to unit radius, as
+their loaders (LASO's, IAGNet's, GREAT's and the CMAT code's) do at read time — PIAD's files are
+close to that already but not exactly (centroids off by up to 0.02, radii 0.976–1.010); the
+transform is recorded in /samples/transform. Clouds of
 another size than the store's are resampled (FPS down, seeded repeats up).
 """
 
@@ -95,7 +97,7 @@ def _piad_cloud(path: Path, split: str) -> Cloud:
         _, geometry = read_piad(path)
         return geometry.vertices, {name: geometry.affordance[:, k] for k, name in enumerate(PIAD_AFFORDANCES)}
 
-    return Cloud(f"{split}/{path.stem}", category, path, split, load, False)
+    return Cloud(f"{split}/{path.stem}", category, path, split, load, True)
 
 
 def _piad(root: Path, setting: str | None) -> Benchmark:

@@ -4,9 +4,10 @@ The benchmark table (:data:`BENCHMARKS`) says what each benchmark scores and how
 (afcli.methods.METHODS, read from its ``config.yaml``) supplies the predictor that turns the run and
 the store's queries into heat maps (:class:`Predictions`). The metrics are
 afcli.metrics.affordance (the benchmarks' own formulas). Per benchmark:
-- LASO: the test split, seen and unseen filters (afcli.data.laso.subset_of) and all of it; 3 votes
-  by default, as LASO's ``eval_lyc.py``.
-- PIAD / PIADv2 / synth: the test split, 1 vote.
+- LASO: the test split, seen and unseen filters (afcli.data.laso.subset_of) and all of it.
+- PIAD / PIADv2 / synth: the test split.
+Votes (passes over seeded point orders) are the run's recipe's: 3 as LASO's ``eval_lyc.py`` in
+``laso-paper.yaml``, 1 elsewhere (IAGNet's / GREAT's evaluators, the CMAT code); ``--votes`` overrides.
 Obtained numbers are printed beside the recipe's ``expected:`` (copied into the run directory by
 ``afcli finetune``, or given with ``--recipe``).
 """
@@ -81,13 +82,9 @@ def evaluate_run(run: str | Path, options: EvalOptions, advance=None, on_total=N
             f"{method.name} runs are scored on {', '.join(method.benchmarks)}, not {options.benchmark}", run
         )
     store = training_store(run, options.store, must_match=False)
-    votes = options.votes if options.votes is not None else benchmark.votes
-    if votes < 1:
-        raise InputError(f"--votes must be at least 1, got {votes}")
-    import dataclasses
-
-    predictor = load(method.predictor)
-    found = predictor(run, store, options.split, dataclasses.replace(options, votes=votes), advance, on_total)
+    if options.votes is not None and options.votes < 1:
+        raise InputError(f"--votes must be at least 1, got {options.votes}")
+    found = load(method.predictor)(run, store, options.split, options, advance, on_total)
     groups = {"all": np.ones(len(found.pred), bool)}
     if benchmark.subsets:
         subset_of = load(benchmark.subsets)
@@ -106,7 +103,6 @@ def evaluate_run(run: str | Path, options: EvalOptions, advance=None, on_total=N
         "benchmark": options.benchmark,
         "split": options.split,
         "protocol": options.protocol,
-        "votes": votes,
         **found.info,
         "queries": len(found.pred),
         "results": results,

@@ -9,8 +9,10 @@ their output tokens (B, T, D) with a padding mask.
 - A prompt is one vector per modality (paper: "a text feature vector", "an image feature vector")
   or all of an encoder's tokens (code) — both arrive as (B, T, D); T = 1 for vectors.
 - ``null_prompt`` (paper): a learned token stands in for a missing modality, so one model takes text
-  only, image only, or both (afcli accepts any non-empty subset at inference). Without it (code) a
-  model takes the modalities it was built for.
+  only, image only, or both (afcli accepts any non-empty subset at inference). A model trained with
+  one encoder (LASO: text; PIAD, PIADv2: images) always fuses the other modality's null token, as the
+  paper's single-modality benchmarks do. Without it (code) a model takes the modalities it was built
+  for.
 - ``fusion: patches`` (paper): [patch tokens ; prompt tokens] through L post-norm transformer
   blocks, then feature propagation (three-NN, 1/(d² + 1e-8)) to every point; ``fusion: points``
   (code): propagate the patch tokens to every point first, then fuse [point tokens ; prompt tokens].
@@ -103,13 +105,9 @@ class CAST(PretrainedModel, nn.Module):
         self.type_embedding = nn.ParameterDict(
             {kind: nn.Parameter(torch.randn(1, 1, c.width) * 0.02) for kind in kinds}
         )
-        if c.null_prompt:
+        if c.null_prompt:  # for both modalities: one trained without an encoder still has its null token
             self.null_token = nn.ParameterDict(
-                {
-                    kind: nn.Parameter(torch.randn(1, 1, c.width) * 0.02)
-                    for kind, dim in (("text", c.text_dim), ("image", c.image_dim))
-                    if dim
-                }
+                {kind: nn.Parameter(torch.randn(1, 1, c.width) * 0.02) for kind in ("text", "image")}
             )
         self.propagate = Propagate(c.width)
         layer = nn.TransformerEncoderLayer(
@@ -136,7 +134,7 @@ class CAST(PretrainedModel, nn.Module):
         projection = self.text_projection if kind == "text" else self.image_projection
         type_key = kind if self.config.type_embeddings == "modality" else "prompt"
         if tokens is None:
-            if projection is None or not self.config.null_prompt:
+            if not self.config.null_prompt:
                 return None
             null = self.null_token[kind].expand(batch, -1, -1) + self.type_embedding[type_key]
             return null, torch.zeros(batch, 1, dtype=torch.bool, device=null.device)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import ROOT, TINY_CAST
-from formats import write_laso
+from formats import write_laso, write_piad_lists
 
 from afcli.errors import InputError
 from afcli.store import merge_stores, open_store, verify_store
@@ -69,22 +69,11 @@ def test_laso_import_filters_and_questions(tmp_path, afcli_cmd):
     assert "unknown benchmark" in bad.stderr and not (tmp_path / "x.h5").exists()
 
 
-def _piad_root(tmp_path, demo):
-    (tmp_path / "Seen").mkdir(parents=True)
-    images = [demo / "Img_Test_Bag_lift_1.jpg", demo / "Img_Test_Chair_sit_1.jpg"]
-    clouds = [demo / "Point_Test_Bag_1.txt", demo / "Point_Test_Chair_1.txt"]
-    for split in ("Train", "Test"):
-        (tmp_path / "Seen" / f"Img_{split}.txt").write_text("".join(f"{p}\n" for p in images))
-        (tmp_path / "Seen" / f"Point_{split}.txt").write_text("".join(f"{p}\n" for p in clouds))
-        (tmp_path / "Seen" / f"Box_{split}.txt").write_text("".join(f"{p.with_suffix('.json')}\n" for p in images))
-    return tmp_path
-
-
 @pytest.mark.slow
 def test_piad_demo_samples_evaluate_end_to_end(tmp_path, cast_run, afcli_cmd, any_piad_demo):
     """Two PIAD samples (written, and the real ones): imported with their official pairing, then scored by a CAST run
     through image prompts only (its text modality gets the null token)."""
-    root = _piad_root(tmp_path / "PIAD", any_piad_demo)
+    root = write_piad_lists(tmp_path / "PIAD", any_piad_demo)
     store = tmp_path / "piad.h5"
     afcli_cmd("data", "import", root, "--benchmark", "piad", "--setting", "Seen", "--store", store, check=0)
     with open_store(store) as f:

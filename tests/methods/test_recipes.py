@@ -69,3 +69,10 @@ def test_every_recipe_runs(recipe, tmp_path, synth_store, lifted_store, cast_sto
     result = train(method, settings, tmp_path / "run", show_progress=False, expected=raw.get("expected"))
     assert result["epochs"] == 1 and all(row["total"] == row["total"] for row in result["history"])  # no NaN
     assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
+
+
+def test_votes_come_from_the_recipe():
+    """LASO's own evaluator averages 3 passes; IAGNet's, GREAT's and the CMAT code's take one."""
+    votes = {path.name: resolve(path)[1].votes for path in RECIPES if path.parent.name == "cast"}
+    assert votes.pop("laso-paper.yaml") == 3
+    assert set(votes.values()) == {1}

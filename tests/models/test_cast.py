@@ -61,6 +61,20 @@ def test_padding_is_ignored():
     )
 
 
+def test_a_one_encoder_model_fuses_the_other_modalitys_null_token():
+    """LASO (text only) and PIAD (images only) with the paper's null prompts: the absent modality's
+    null token exists and is part of every forward pass."""
+    model = CAST(config(image_dim=None)).eval()
+    points, text, text_mask, image = inputs()
+    assert set(model.null_token) == {"text", "image"} and model.image_projection is None
+    before = model(points, text=text, text_mask=text_mask)
+    with torch.no_grad():
+        model.null_token["image"].add_(1.0)
+    assert not torch.allclose(before, model(points, text=text, text_mask=text_mask))
+    with pytest.raises(InputError, match="no image prompt encoder"):
+        model(points, image=image)
+
+
 def test_official_settings_have_one_prompt_type_and_no_null_token():
     model = CAST(config(type_embeddings="shared", null_prompt=False, image_dim=None, fusion="points"))
     assert set(model.type_embedding) == {"point", "prompt"} and not hasattr(model, "null_token")

@@ -89,7 +89,7 @@ def recalibrate_batchnorm(model: CAST, data: "QueryData", batch_size: int, batch
 def predict_run(run, store, split: str, options, advance=None, on_total=None):
     """The heat maps of a CAST run on the ``split`` queries of ``store`` (afcli.eval.affordance's
     predictor for CAST runs): prompts encoded as the run encoded them, modalities as ``options.use``
-    asks (others: the null token), ``options.votes`` passes."""
+    asks (others: the null token), ``options.votes`` passes (default: the run's recipe's)."""
     import dataclasses
     from pathlib import Path
 
@@ -127,10 +127,9 @@ def predict_run(run, store, split: str, options, advance=None, on_total=None):
     wanted = dataclasses.replace(settings.prompts, **{kind: None for kind in ("text", "image") if kind not in use})
     prompts = encode_prompts(wanted, store, table, rows, all_questions=False, device=device)
     data = QueryData(store, split, prompts, training=False)
+    votes = options.votes if options.votes is not None else settings.votes
     (on_total or (lambda n: None))(-(-len(data) // options.batch_size))
-    pred, gt = predict(
-        model, data, batch_size=options.batch_size, device=device, votes=options.votes, use=use, advance=advance
-    )
+    pred, gt = predict(model, data, batch_size=options.batch_size, device=device, votes=votes, use=use, advance=advance)
     return Predictions(
         pred=pred,
         gt=gt,
@@ -142,5 +141,5 @@ def predict_run(run, store, split: str, options, advance=None, on_total=None):
         ),
         prompts=[table.text[r][0] if table.text[r] else Path(table.image[r]).name for r in data.rows],
         model=folder,
-        info={"prompts": list(use), "prompt_encoders": prompts["provenance"]},
+        info={"votes": votes, "prompts": list(use), "prompt_encoders": prompts["provenance"]},
     )
