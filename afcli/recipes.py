@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-from afcli.config import check_numbers, load_recipe, read_recipe
+from afcli.config import build, check_numbers, read_recipe
 from afcli.errors import InputError
 from afcli.methods import METHODS, load
 
@@ -49,7 +49,7 @@ def resolve(path: str | Path) -> tuple[str, object, dict]:
     recipe = read_recipe(path)
     name = method_name(path, recipe)
     settings_type = load(LIFT_SETTINGS) if name == "lift" else METHODS[name].settings_type
-    settings, recipe = load_recipe(path, settings_type, recipe.get("stage"))
+    settings = build(settings_type, recipe.get("settings") or {}, path)
     check_numbers(settings)
     return name, settings, recipe
 

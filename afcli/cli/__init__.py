@@ -28,13 +28,8 @@ app.add_typer(data.app, name="data")
 app.add_typer(store.app, name="store")
 app.command("render")(lift.render_command)
 app.command("lift")(lift.lift_command)
-app.add_typer(
-    stage_app("pretrain", "Pre-train 3D backbones (CMAT: Point-MAE distilled from lifted 2D features)."),
-    name="pretrain",
-)
-app.add_typer(
-    stage_app("finetune", "Fine-tune task models (CAST: prompt-driven 3D affordance segmentation)."), name="finetune"
-)
+app.add_typer(stage_app("pretrain", "Pre-train 3D backbones"), name="pretrain")
+app.add_typer(stage_app("finetune", "Fine-tune task models"), name="finetune")
 app.add_typer(export.app, name="export")
 app.add_typer(recipes.app, name="recipes")
 app.add_typer(evaluate.app, name="eval")

@@ -195,10 +195,10 @@ def training_command(method: Method) -> Callable:
     return handle_errors(command)
 
 
-def stage_app(stage: str, help: str) -> typer.Typer:
-    """The ``pretrain`` or ``finetune`` group: one command per method of that stage."""
-    app = typer.Typer(help=help, no_args_is_help=True)
-    for method in METHODS.values():
-        if method.stage == stage:
-            app.command(method.name, help=method.summary)(training_command(method))
+def stage_app(stage: str, what: str) -> typer.Typer:
+    """The ``pretrain`` or ``finetune`` group: one command per method of that stage, named in its help."""
+    methods = [method for method in METHODS.values() if method.stage == stage]
+    app = typer.Typer(help=f"{what}: {', '.join(m.name for m in methods)}.", no_args_is_help=True)
+    for method in methods:
+        app.command(method.name, help=method.summary)(training_command(method))
     return app

@@ -3,9 +3,10 @@
 A row names, as lazy ``"module:attr"`` specs (imported only when used, so ``afcli --help`` stays
 fast — the pattern of the teacher table), what the shared machinery needs of a method: its typed
 settings, its training task, the run preparation, its command-line options, and where it has them
-the benchmark predictor (with the benchmarks it is scored on) and the exporter. ``afcli pretrain <m>``, ``afcli finetune
-<m>``, ``afcli eval <benchmark>`` and ``afcli export`` are built from this table; adding a paper is one
-folder under ``afcli/methods/``, one row here and its recipes (docs/adding-a-method.md).
+the benchmark predictor (with the benchmarks it is scored on) and the exporter. ``afcli pretrain
+<m>``, ``afcli finetune <m>``, ``afcli eval <benchmark>`` and ``afcli export`` are built from this
+table; adding a paper is one folder under ``afcli/methods/``, one row here and its recipes
+(docs/adding-a-method.md).
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from dataclasses import dataclass
 from importlib import import_module
 
 from afcli.errors import InputError
-
-STAGES = ("pretrain", "finetune")
 
 
 def load(spec: str):

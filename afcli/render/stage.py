@@ -26,7 +26,14 @@ from afcli.store.schema import decode, read_sample, require_finite
 from afcli.store.stage import run_stage
 from afcli.store.writer import StoreWriter
 
-VIEW_ARRAYS = (("rgb", "u1"), ("depth", "f4"), ("index", "i4"), ("K", "f4"), ("c2w", "f4"))
+# name → (shape after (views,) with S the image side, dtype) of the arrays --keep-views writes
+VIEW_ARRAYS = {
+    "rgb": (("S", "S", 3), "u1"),
+    "depth": (("S", "S"), "f4"),
+    "index": (("S", "S"), "i4"),
+    "K": ((3, 3), "f4"),
+    "c2w": ((4, 4), "f4"),
+}
 
 
 @dataclass
@@ -131,7 +138,7 @@ class RenderStage:
         self.settings, self.keep, self.preview_count = settings, keep, preview_count
         self.group = f"views/{settings.rig}"
         self.name = f"render-{settings.rig}" if keep else None
-        self.arrays = tuple(f"{self.group}/{name}" for name, _ in VIEW_ARRAYS) if keep else ()
+        self.arrays = tuple(f"{self.group}/{name}" for name in VIEW_ARRAYS) if keep else ()
         self.cameras = make_rig(settings.rig, settings.views, settings.size)
         self.sheet, self.seconds, self.visible, self.backends = [], 0.0, [], set()
 
@@ -139,7 +146,6 @@ class RenderStage:
         if not self.keep:
             return
         V, S = self.settings.views, self.settings.size
-        tails = {"rgb": (V, S, S, 3), "depth": (V, S, S), "index": (V, S, S), "K": (V, 3, 3), "c2w": (V, 4, 4)}
         attrs = {
             "views": V,
             "size": S,
@@ -150,8 +156,9 @@ class RenderStage:
             "convention": "OpenCV: x right, y down, z forward; depth along the optical axis, 0 = background; index "
             "-1 = background",
         }
-        for name, dtype in VIEW_ARRAYS:
-            writer.ensure_array(f"{self.group}/{name}", tails[name], dtype, per_point=False, attrs=attrs)
+        for name, (tail, dtype) in VIEW_ARRAYS.items():
+            shape = (V, *(S if axis == "S" else axis for axis in tail))
+            writer.ensure_array(f"{self.group}/{name}", shape, dtype, per_point=False, attrs=attrs)
         writer.ensure_stage(self.name, self.arrays)
 
     def open(self, device: torch.device) -> None:

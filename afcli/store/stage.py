@@ -74,7 +74,10 @@ def run_stage(
         writer.begin()
         absorbed = _absorb_shards(writer, stage) if stage.name else 0
         imported = np.flatnonzero(writer.status("import") == DONE).tolist()
-        todo = [row for row in writer.pending(stage.name) if row in set(imported)] if stage.name else imported
+        todo = imported
+        if stage.name:
+            wanted = set(imported)
+            todo = [row for row in writer.pending(stage.name) if row in wanted]
         todo = todo[:limit] if limit is not None else todo
         on_total(len(todo) + absorbed)
         for _ in range(absorbed):

@@ -102,13 +102,13 @@ def predict_run(run, store, split: str, options, advance=None, on_total=None):
     from afcli.store import open_store
     from afcli.store.queries import read_queries
 
+    if options.use not in ("auto", "both", "text", "image"):
+        raise InputError(f"--prompt must be text, image, both or auto, got {options.use!r}")
     run = Path(run)
     settings = read_settings(CASTSettings, run)
     device = pick_device(options.device)
     folder = saved_model(run, "cast", "a CAST run or saved CAST model")
     model = CAST.from_pretrained(folder).to(device)
-    if options.use not in ("auto", "both", "text", "image"):
-        raise InputError(f"--prompt must be text, image, both or auto, got {options.use!r}")
     use = (
         tuple(k for k in ("text", "image") if getattr(settings.prompts, k))
         if options.use in ("auto", "both")
