@@ -11,9 +11,9 @@ vector"; the paper does not say how the vector is formed, afcli takes the mean o
 patches — the sentence-embedding convention of MiniLM) gives one token; ``cls`` the first token
 (text only); ``tokens`` (official code) every token state / patch token with a padding mask.
 
-Encoders stay frozen (paper; official LASO). The official PIAD / PIADv2 configs fine-tune the last
-two blocks of the image encoder; afcli encodes each prompt once and does not offer that variant
-(recipes/cast/*-official.yaml say so).
+Encoders stay frozen in the paper and the official LASO config, and CAST then encodes each prompt
+once. The official PIAD / PIADv2 configs fine-tune the last two blocks of the image encoder (DINOv3
+with an extra trainable LayerNorm on its patch tokens): :class:`TunedImageEncoder`.
 """
 
 from __future__ import annotations
@@ -123,17 +123,39 @@ class ImageEncoder(torch.nn.Module):
         return _pooled(tokens, torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device), self.pool)
 
 
-def read_image(path: Path) -> torch.Tensor:
-    """An image file as (H, W, 3) uint8."""
-    from PIL import Image, UnidentifiedImageError
+class TunedImageEncoder(torch.nn.Module):
+    """An :class:`ImageEncoder` whose last ``blocks`` blocks train, plus for DINOv3 a new
+    LayerNorm on the patch tokens (``post_layernorm`` of the CMAT code, initialised to identity).
+    Only those parts are registered as submodules, so optimisers, checkpoints and saved models hold
+    them and not the frozen rest; ``.to()`` moves the whole encoder."""
 
-    if not path.is_file():
-        raise InputError("image prompt not found", path)
-    try:
-        with Image.open(path) as image:
-            return torch.from_numpy(np.asarray(image.convert("RGB")).copy())
-    except (UnidentifiedImageError, OSError) as error:
-        raise InputError(f"unreadable image ({error})", path) from None
+    def __init__(self, encoder: ImageEncoder, blocks: int):
+        super().__init__()
+        object.__setattr__(self, "encoder", encoder)  # not a submodule: its frozen weights stay out of state dicts
+        encoder.requires_grad_(False).eval()
+        self.tuned = torch.nn.ModuleList(encoder.teacher.last_blocks(blocks) if blocks else [])
+        self.tuned.requires_grad_(True)
+        dinov3 = blocks and encoder.name.startswith("dinov3")
+        self.post_layernorm = torch.nn.LayerNorm(int(encoder.teacher.model.config.hidden_size)) if dinov3 else None
+        self.name, self.pool, self.blocks = encoder.name, encoder.pool, blocks
+
+    @property
+    def teacher(self):
+        return self.encoder.teacher
+
+    def _apply(self, fn, recurse=True):
+        self.encoder._apply(fn, recurse)
+        return super()._apply(fn, recurse)
+
+    def provenance(self) -> dict:
+        return {**self.encoder.provenance(), "fine_tuned_blocks": self.blocks}
+
+    def forward(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``rgb`` (B, H, W, 3) uint8 → tokens (B, T, D), mask (B, T), with gradients into the tuned parts."""
+        tokens = self.teacher.encode(self.teacher.preprocess(rgb)).flatten(2).transpose(1, 2)
+        if self.post_layernorm is not None:
+            tokens = self.post_layernorm(tokens)
+        return _pooled(tokens, torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device), self.pool)
 
 
 def render_prompt(points: np.ndarray, normals: np.ndarray, heat: np.ndarray, size: int = 224) -> torch.Tensor:
@@ -161,9 +183,12 @@ class EncodedPrompts:
         return cls({key: i for i, key in enumerate(state["keys"])}, state["tokens"], state["mask"])
 
 
-def stack(parts: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Concatenate encoded batches, padding their token axes to the longest."""
+def stack(
+    parts: list[tuple[torch.Tensor, torch.Tensor]], dtype: torch.dtype = torch.float16
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Concatenate encoded batches, padding their token axes to the longest; tokens stored as
+    ``dtype`` (float16 halves the cache of every-token prompts; the CMAT code keeps float32)."""
     length = max(t.shape[1] for t, _ in parts)
     tokens = torch.cat([torch.nn.functional.pad(t, (0, 0, 0, length - t.shape[1])) for t, _ in parts])
     mask = torch.cat([torch.nn.functional.pad(m, (0, length - m.shape[1])) for _, m in parts])
-    return tokens.half(), mask
+    return tokens.to(dtype), mask

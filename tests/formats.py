@@ -97,13 +97,24 @@ def write_laso(root: Path, split: str = "test"):
     return annotations, objects
 
 
-def write_piad_lists(tmp_path: Path, demo: Path) -> Path:
-    """A PIAD root whose Seen setting lists the two demo samples for both Train and Test."""
+def write_piad_lists(tmp_path: Path, demo: Path, train_copies: int = 0) -> Path:
+    """A PIAD root whose Seen setting lists the two demo samples for both Train and Test; with
+    ``train_copies``, that many renamed copies of each demo image (and its boxes) join Train, so
+    that the held-out share gives val queries too."""
+    import shutil
+
     (tmp_path / "Seen").mkdir(parents=True)
     images = [demo / "Img_Test_Bag_lift_1.jpg", demo / "Img_Test_Chair_sit_1.jpg"]
     clouds = [demo / "Point_Test_Bag_1.txt", demo / "Point_Test_Chair_1.txt"]
-    for split in ("Train", "Test"):
-        (tmp_path / "Seen" / f"Img_{split}.txt").write_text("".join(f"{p}\n" for p in images))
+    copies = []
+    for k in range(train_copies):
+        for image in images:
+            copy = tmp_path / image.name.replace("Test", "Train").replace("_1.jpg", f"_{k + 2}.jpg")
+            shutil.copy(image, copy)
+            shutil.copy(image.with_suffix(".json"), copy.with_suffix(".json"))
+            copies.append(copy)
+    for split, listed in (("Train", images + copies), ("Test", images)):
+        (tmp_path / "Seen" / f"Img_{split}.txt").write_text("".join(f"{p}\n" for p in listed))
         (tmp_path / "Seen" / f"Point_{split}.txt").write_text("".join(f"{p}\n" for p in clouds))
-        (tmp_path / "Seen" / f"Box_{split}.txt").write_text("".join(f"{p.with_suffix('.json')}\n" for p in images))
+        (tmp_path / "Seen" / f"Box_{split}.txt").write_text("".join(f"{p.with_suffix('.json')}\n" for p in listed))
     return tmp_path

@@ -181,6 +181,7 @@ def probe(
     ),
     test_fraction: float = typer.Option(0.25, "--test-fraction", help="Share of shapes held out (by id hash)."),
     steps: int = typer.Option(300, "--steps", help="Full-batch Adam steps of the linear probe."),
+    seed: int = typer.Option(0, "--seed", help="Seeds the probe's point picks and the random-init backbone."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     json: JsonOption = False,
 ) -> None:
@@ -190,7 +191,7 @@ def probe(
     from afcli.eval.probe import ProbeSettings, linear_probe, random_backbone
     from afcli.models.point_mae import PointMAE
 
-    settings = ProbeSettings(test_fraction=test_fraction, steps=steps).check()
+    settings = ProbeSettings(test_fraction=test_fraction, steps=steps, seed=seed).check()
     models = [
         (str(path), PointMAE.from_pretrained(saved_model(path, "point-mae", "a CMAT run or saved Point-MAE")))
         for path in checkpoint

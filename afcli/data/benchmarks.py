@@ -136,6 +136,7 @@ def _piad(root: Path, setting: str | None) -> Benchmark:
                             "val" if held else "train",
                             [],
                             str(image),
+                            piad.read_boxes(lists["Box"][i]),
                         ),
                         "pick" if held else None,
                     )

@@ -68,4 +68,10 @@ def read_lists(root: str | Path, setting: str, split: str) -> dict[str, list[Pat
             f"{len(lists['Box'])} boxes",
             root / setting,
         )
+    if len(lists["Img"]) != len(lists["Box"]):
+        raise InputError(
+            f"Img_{split}.txt and Box_{split}.txt must pair line by line: {len(lists['Img'])} images, "
+            f"{len(lists['Box'])} boxes",
+            root / setting,
+        )
     return lists

@@ -41,6 +41,15 @@ class OptimSettings:
     warmup_epochs: int = 15
     warmup_lr: float = 1e-6
     min_lr: float = 1e-6
+    # How a parameter group's lr_scale meets the floor: "scaled" — the whole schedule times the
+    # scale (timm-style one scheduler); "group" — each group anneals from lr x scale to min_lr
+    # itself (torch's CosineAnnealingLR over groups, as the CMAT fine-tuning code).
+    min_lr_scope: str = "scaled"
+
+    def check(self) -> "OptimSettings":
+        if self.min_lr_scope not in ("scaled", "group"):
+            raise InputError(f"optim.min_lr_scope must be scaled or group, got {self.min_lr_scope!r}")
+        return self
 
 
 class Task(Protocol):
@@ -78,12 +87,14 @@ def _epoch_of(line: str) -> float:
         return math.inf  # a line cut short by the kill
 
 
-def learning_rate(epoch: int, epochs: int, optim: OptimSettings) -> float:
+def learning_rate(epoch: int, epochs: int, optim: OptimSettings, scale: float = 1.0) -> float:
     """timm CosineLRScheduler stepped per epoch: linear warm-up from ``warmup_lr``, then a cosine
-    from ``lr`` to ``min_lr`` over all ``epochs`` (the warm-up epochs included in its clock)."""
+    from ``lr`` to ``min_lr`` over all ``epochs`` (the warm-up epochs included in its clock), for a
+    parameter group at ``scale`` x lr (see ``OptimSettings.min_lr_scope``)."""
+    peak, factor = (optim.lr, scale) if optim.min_lr_scope == "scaled" else (optim.lr * scale, 1.0)
     if epoch < optim.warmup_epochs:
-        return optim.warmup_lr + epoch * (optim.lr - optim.warmup_lr) / optim.warmup_epochs
-    return optim.min_lr + 0.5 * (optim.lr - optim.min_lr) * (1 + math.cos(math.pi * epoch / max(epochs, 1)))
+        return factor * (optim.warmup_lr + epoch * (peak - optim.warmup_lr) / optim.warmup_epochs)
+    return factor * (optim.min_lr + 0.5 * (peak - optim.min_lr) * (1 + math.cos(math.pi * epoch / max(epochs, 1))))
 
 
 def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -182,7 +193,7 @@ def train(
     for epoch in range(start, epochs):
         lr = learning_rate(epoch, epochs, optim)
         for group in optimizer.param_groups:
-            group["lr"] = lr * group.get("lr_scale", 1.0)
+            group["lr"] = learning_rate(epoch, epochs, optim, group.get("lr_scale", 1.0))
         data.epoch = epoch
         loader = torch.utils.data.DataLoader(
             data,

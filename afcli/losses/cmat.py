@@ -6,14 +6,18 @@
 - ``aff`` (Eq. 3–4): cosine affinity matrices of patch features from the 2D teacher and the 3D
   student, mean squared difference over B·M·M entries (diagonal included, as Eq. 4 and the code).
   Settings pick the variant:
+    * ``student_pass``: which encoder outputs the student features come from. ``full`` (paper
+      reading): a second, unmasked pass of the encoder over all M patches — Eq. 2 pools "the output
+      of Φ_3D" per patch, and only an unmasked pass has an output for every patch. ``masked``: the
+      reconstruction pass's visible tokens (the authors' code; with ``aff_patches: all`` the
+      visible tokens are propagated to every point, afcli 0.1 — which made masked patches blends of
+      visible ones and put a floor under L_div, benchmarks/RESULTS.md);
     * ``aff_patches``: ``all`` M patches (paper) or the ``visible`` ones (authors' code);
     * ``aff_student``: ``points`` — per-point student features by three-NN propagation of the
-      visible tokens, averaged over each patch's points (paper Eq. 2) — or ``tokens``, the
-      encoder's output tokens (code; visible patches only);
+      tokens, averaged over each patch's points (paper Eq. 2) — or ``tokens``, the encoder's output
+      tokens (code);
     * ``aff_teacher``: ``group`` — the mean lifted feature over each patch's kNN points (paper
       Eq. 1) — or ``nearest``, over the points whose nearest centre is the patch's (code).
-  The paper leaves open where the per-point student features of masked patches come from (the
-  encoder sees visible patches only); afcli propagates the visible tokens to every point.
 - ``div`` (Eq. 5, KoLeo): ℓ2-normalised student patch features, d_j the distance to the nearest
   other patch of the same shape (``koleo_scope: shape``, Eq. 5's set of M patches), or of any shape
   in the (per-process) batch (``batch``, as DINOv2 applies KoLeo), ``-mean(log(d_j + eps))``. Not in
@@ -39,6 +43,7 @@ class CMATLossConfig:
     lambda_rec: float = 1.0
     lambda_aff: float = 0.1
     lambda_div: float = 0.2
+    student_pass: str = "full"
     aff_patches: str = "all"
     aff_student: str = "points"
     aff_teacher: str = "group"
@@ -54,6 +59,7 @@ class CMATLossConfig:
         if unknown or not self.enabled:
             raise InputError(f"loss.terms {self.terms!r}: choose from {', '.join(TERMS)}, comma-separated")
         for key, value, allowed in (
+            ("student_pass", self.student_pass, ("full", "masked")),
             ("aff_patches", self.aff_patches, ("all", "visible")),
             ("aff_student", self.aff_student, ("points", "tokens")),
             ("aff_teacher", self.aff_teacher, ("group", "nearest")),
@@ -61,9 +67,17 @@ class CMATLossConfig:
         ):
             if value not in allowed:
                 raise InputError(f"loss.{key} must be one of {', '.join(allowed)}, got {value!r}")
-        if self.aff_patches == "all" and self.aff_student == "tokens":
-            raise InputError("loss.aff_student tokens exists for visible patches only (set loss.aff_patches visible)")
+        if self.aff_patches == "all" and self.aff_student == "tokens" and self.student_pass == "masked":
+            raise InputError(
+                "the masked pass has tokens of visible patches only: loss.aff_student tokens needs "
+                "loss.aff_patches visible or loss.student_pass full"
+            )
         return self
+
+    @property
+    def full_pass(self) -> bool:
+        """Whether the model must also encode every patch unmasked."""
+        return self.student_pass == "full" and ("aff" in self.enabled or "div" in self.enabled)
 
 
 def chamfer_l2(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -120,11 +134,14 @@ def patch_features(
     """(student, teacher) patch features over the patch set the settings choose (teacher None when
     no teacher features are given)."""
     points, centres, index, visible = out["points"], out["centres"], out["index"], out["visible"]
+    full = config.student_pass == "full"
+    if full and "all_tokens" not in out:
+        raise InputError("loss.student_pass full needs the unmasked pass: call the model with full_pass=True")
+    tokens, token_centres = (out["all_tokens"], centres) if full else (out["tokens"], gather_points(centres, visible))
     if config.aff_student == "tokens":
-        student = out["tokens"]
+        student = tokens
     else:
-        per_point = three_nn_interpolate(points, gather_points(centres, visible), out["tokens"])
-        student = _patch_mean(per_point, index)
+        student = _patch_mean(three_nn_interpolate(points, token_centres, tokens), index)
     target = None
     if teacher is not None:
         with torch.no_grad():
@@ -135,7 +152,7 @@ def patch_features(
             )
     if config.aff_patches == "visible":
         target = None if target is None else gather_points(target, visible)
-        if config.aff_student == "points":
+        if full or config.aff_student == "points":
             student = gather_points(student, visible)
     return student, target
 

@@ -200,7 +200,7 @@ class CAST(PretrainedModel, nn.Module):
         different = [
             k
             for k in mine
-            if k not in ("reconstruction", "mask_ratio", "drop_path", "num_group", "group_size")
+            if k not in ("reconstruction", "centre_target", "mask_ratio", "drop_path", "num_group", "group_size")
             and mine[k] != theirs[k]
         ]
         if different:

@@ -9,10 +9,18 @@ per sample, the encoder seeing the visible ones only; a final LayerNorm.
 
 Two reconstruction heads, chosen by ``reconstruction``:
 - ``centers`` (the CMAT paper: "a lightweight MLP decoder ... predicting the geometric center
-  coordinates of the masked patches"). The paper does not say how an MLP knows *which* masked
-  patch to predict; giving it the patch's centre would give the answer away. afcli's reading:
-  each masked slot is identified by its FPS rank (a learned slot embedding, no coordinates) and the
-  MLP maps [max-pooled visible tokens, slot embedding] to that patch's centre.
+  coordinates of the masked patches"; L_rec "the MSE between the predicted centers and the
+  ground-truth centers of these missing patches"). The paper does not say how an MLP knows *which*
+  masked patch to predict; giving it the patch's centre would give the answer away. The MLP maps
+  [max-pooled visible tokens, a learned slot embedding] to one centre per slot, and
+  ``centre_target`` says which true centre a slot is scored against:
+    * ``matched`` (afcli's reading of the paper, the default): the slots predict the *set* of masked
+      centres; each slot is paired with one true centre by the assignment of least squared error
+      (Hungarian), and the MSE is taken over those pairs — well defined whatever order the patches
+      come in;
+    * ``rank`` (afcli 0.1): slot k is the k-th masked patch in FPS order. FPS starts at point 0 of
+      a randomly ordered cloud, so a rank is no fixed place and the target is nearly uninformative
+      (predicting the origin scores almost as well: benchmarks/RESULTS.md).
 - ``chamfer`` (Point-MAE and the CMAT authors' code): a 4-block transformer decoder over the
   visible tokens and mask tokens (with the masked centres' positional embedding) predicts each
   masked patch's ``group_size`` points relative to its centre.
@@ -36,6 +44,7 @@ from afcli.models.pretrained import PretrainedModel
 from afcli.ops import fps, gather_points, group, knn, three_nn_interpolate
 
 RECONSTRUCTIONS = ("centers", "chamfer", "none")  # none: the encoder alone, for downstream models
+CENTRE_TARGETS = ("matched", "rank")
 
 
 @dataclass
@@ -44,12 +53,14 @@ class PointMAEConfig:
     group_size: int = 32
     trans_dim: int = 384
     encoder_dims: int = 384
+    embed_width: int = 128  # the mini-PointNet's first width (Point-MAE: 128)
     depth: int = 12
     num_heads: int = 6
     mlp_ratio: float = 4.0
     drop_path: float = 0.1
     mask_ratio: float = 0.6
     reconstruction: str = "centers"
+    centre_target: str = "matched"
     decoder_depth: int = 4
     decoder_heads: int = 6
 
@@ -57,6 +68,10 @@ class PointMAEConfig:
         if self.reconstruction not in RECONSTRUCTIONS:
             raise InputError(
                 f"model.reconstruction must be one of {', '.join(RECONSTRUCTIONS)}, got {self.reconstruction!r}"
+            )
+        if self.centre_target not in CENTRE_TARGETS:
+            raise InputError(
+                f"model.centre_target must be one of {', '.join(CENTRE_TARGETS)}, got {self.centre_target!r}"
             )
         if self.trans_dim % self.num_heads or self.trans_dim % self.decoder_heads:
             raise InputError(f"model.trans_dim {self.trans_dim} must divide by the head counts")
@@ -137,15 +152,19 @@ def local_statistics(model: nn.Module) -> Iterator[None]:
 
 
 class PatchEmbed(nn.Module):
-    """Mini-PointNet: one token per neighbourhood (B, G, K, 3) → (B, G, C)."""
+    """Mini-PointNet: one token per neighbourhood (B, G, K, 3) → (B, G, C). Widths w → 2w, then
+    4w → 4w → C; Point-MAE's w is 128. It runs on every grouped point and dominates a CPU step."""
 
-    def __init__(self, dims: int):
+    def __init__(self, dims: int, width: int = 128):
         super().__init__()
         self.first_conv = nn.Sequential(
-            nn.Conv1d(3, 128, 1), BatchNorm1d(128), nn.ReLU(inplace=True), nn.Conv1d(128, 256, 1)
+            nn.Conv1d(3, width, 1), BatchNorm1d(width), nn.ReLU(inplace=True), nn.Conv1d(width, 2 * width, 1)
         )
         self.second_conv = nn.Sequential(
-            nn.Conv1d(512, 512, 1), BatchNorm1d(512), nn.ReLU(inplace=True), nn.Conv1d(512, dims, 1)
+            nn.Conv1d(4 * width, 4 * width, 1),
+            BatchNorm1d(4 * width),
+            nn.ReLU(inplace=True),
+            nn.Conv1d(4 * width, dims, 1),
         )
 
     def forward(self, neighbourhoods: torch.Tensor) -> torch.Tensor:
@@ -198,6 +217,18 @@ class Transformer(nn.Module):
         return x
 
 
+def matched_targets(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``target`` (B, M, 3) reordered so that row k is the true centre paired with predicted slot
+    k by the one-to-one assignment of least total squared error (Hungarian, per sample): the MSE
+    between the predicted and the true set of centres, whatever order either comes in."""
+    from scipy.optimize import linear_sum_assignment
+
+    with torch.no_grad():
+        cost = torch.cdist(prediction.detach().float(), target.float()).pow(2).cpu().numpy()
+    order = torch.stack([torch.as_tensor(linear_sum_assignment(c)[1]) for c in cost]).to(target.device)
+    return gather_points(target, order)
+
+
 def _position_mlp(dim: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(3, 128), nn.GELU(), nn.Linear(128, dim))
 
@@ -211,7 +242,7 @@ class PointMAE(PretrainedModel, nn.Module):
         super().__init__()
         self.config = config.check()
         c = config
-        self.patch_embed = PatchEmbed(c.encoder_dims)
+        self.patch_embed = PatchEmbed(c.encoder_dims, c.embed_width)
         self.reduce = nn.Linear(c.encoder_dims, c.trans_dim) if c.encoder_dims != c.trans_dim else nn.Identity()
         self.pos_embed = _position_mlp(c.trans_dim)
         self.encoder = Transformer(c.trans_dim, c.depth, c.num_heads, c.mlp_ratio, c.drop_path)
@@ -252,12 +283,18 @@ class PointMAE(PretrainedModel, nn.Module):
         return centres, index, group(points, index, centres)
 
     # -- encoder -----------------------------------------------------------------------------------
-    def encode(self, neighbourhoods, centres, visible: torch.Tensor | None = None, drop_noise=None) -> torch.Tensor:
-        """Tokens (B, V, C) of the patches listed in ``visible`` (B, V) (all patches when None)."""
-        tokens = self.reduce(self.patch_embed(neighbourhoods))  # every patch: BN statistics as in Point-MAE
+    def embed(self, neighbourhoods: torch.Tensor) -> torch.Tensor:
+        """Patch embeddings (B, G, C) of every patch (BatchNorm statistics over all, as Point-MAE)."""
+        return self.reduce(self.patch_embed(neighbourhoods))
+
+    def transform(self, embeddings, centres, visible: torch.Tensor | None = None, drop_noise=None) -> torch.Tensor:
+        """Encoder tokens (B, V, C) of the patches listed in ``visible`` (B, V) (all when None)."""
         if visible is not None:
-            tokens, centres = gather_points(tokens, visible), gather_points(centres, visible)
-        return self.norm(self.encoder(tokens, self.pos_embed(centres), drop_noise))
+            embeddings, centres = gather_points(embeddings, visible), gather_points(centres, visible)
+        return self.norm(self.encoder(embeddings, self.pos_embed(centres), drop_noise))
+
+    def encode(self, neighbourhoods, centres, visible: torch.Tensor | None = None, drop_noise=None) -> torch.Tensor:
+        return self.transform(self.embed(neighbourhoods), centres, visible, drop_noise)
 
     def split(self, mask_noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Visible (B, G-M) and masked (B, M) patch indices, each in FPS order: the M patches with
@@ -267,17 +304,26 @@ class PointMAE(PretrainedModel, nn.Module):
         visible = order[:, self.config.num_mask :].sort(dim=1).values
         return visible, masked
 
-    def forward(self, points: torch.Tensor, mask_noise: torch.Tensor, drop_noise: torch.Tensor | None = None) -> dict:
+    def forward(
+        self,
+        points: torch.Tensor,
+        mask_noise: torch.Tensor,
+        drop_noise: torch.Tensor | None = None,
+        full_pass: bool = False,
+    ) -> dict:
         """Everything the CMAT losses need for one batch of points (B, N, 3).
 
         ``mask_noise`` (B, G) uniform picks the masked patches; ``drop_noise`` (B, depth + decoder
-        depth, 2) uniform drives stochastic depth (None: no drop path).
+        depth, 2) uniform drives stochastic depth (None: no drop path). ``full_pass`` also encodes
+        every patch unmasked (``all_tokens``, B, G, C), for losses on the encoder's output of all M
+        patches.
         """
         c = self.config
         centres, index, neighbourhoods = self.group(points)
         visible, masked = self.split(mask_noise)
         encoder_noise = None if drop_noise is None else drop_noise[:, : c.depth]
-        tokens = self.encode(neighbourhoods, centres, visible, encoder_noise)
+        embeddings = self.embed(neighbourhoods)
+        tokens = self.transform(embeddings, centres, visible, encoder_noise)
         out = {
             "points": points,
             "centres": centres,
@@ -286,13 +332,19 @@ class PointMAE(PretrainedModel, nn.Module):
             "masked": masked,
             "tokens": tokens,
         }
+        if full_pass:
+            out["all_tokens"] = self.transform(embeddings, centres, None, encoder_noise)
         masked_centres = gather_points(centres, masked)
         if c.reconstruction == "none":
             raise InputError("this Point-MAE has no reconstruction head (reconstruction: none)")
         if c.reconstruction == "centers":
             pooled = tokens.max(dim=1).values.unsqueeze(1).expand(-1, masked.shape[1], -1)
-            out["prediction"] = self.centre_head(torch.cat([pooled, self.slot_embed(masked)], dim=-1))
-            out["target"] = masked_centres
+            slots = masked if c.centre_target == "rank" else torch.arange(masked.shape[1], device=masked.device)
+            slot_embeddings = self.slot_embed(slots).expand(masked.shape[0], -1, -1)
+            out["prediction"] = self.centre_head(torch.cat([pooled, slot_embeddings], dim=-1))
+            out["target"] = (
+                masked_centres if c.centre_target == "rank" else matched_targets(out["prediction"], masked_centres)
+            )
         else:
             decoder_noise = None if drop_noise is None else drop_noise[:, c.depth :]
             positions = self.decoder_pos_embed(torch.cat([gather_points(centres, visible), masked_centres], dim=1))

@@ -14,6 +14,9 @@ interaction image), so the table sits beside the per-sample arrays instead of du
     /queries/image       (Q,) S512   image prompt: a path relative to the store's folder, or
                                      ``render:<sample id>`` (the built-in set: that instance rendered
                                      with the affordance highlighted), or empty
+    /queries/box         (Q,) S256   JSON ``{"subject": [x1, y1, x2, y2], "object": […]}``: the image's
+                                     interaction boxes in pixels (PIAD training images, for the
+                                     box-preserving crop), or empty. Stores written before it lack it.
 
 The ground truth of a query is ``/labels/affordance[sample, :, channel(affordance)]``;
 ``/labels/annotated`` (S, K) says which channels of a sample carry annotations and ``/labels/split``
@@ -41,7 +44,9 @@ COLUMNS = {
     "split": "S16",
     "text": "S4096",
     "image": "S512",
+    "box": "S256",
 }
+OPTIONAL = ("box",)  # absent from stores written before it: read as empty
 SPLITS = ("train", "val", "test")
 
 
@@ -60,6 +65,7 @@ class Query:
     split: str
     text: list[str] = field(default_factory=list)
     image: str = ""
+    box: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
 
 
 def is_query_array(name: str) -> bool:
@@ -67,10 +73,14 @@ def is_query_array(name: str) -> bool:
 
 
 def ensure_queries(f: h5py.File) -> None:
-    """Create the (empty) table; call before SWMR writing starts."""
+    """Create the (empty) table, or the columns an older store lacks, as long as its rows (empty
+    values); call before SWMR writing starts."""
+    rows = f[PREFIX + "id"].shape[0] if PREFIX + "id" in f else 0
     for column, dtype in COLUMNS.items():
         if PREFIX + column not in f:
-            f.create_dataset(PREFIX + column, (0,), dtype, maxshape=(None,), chunks=(1024,), compression="lzf")
+            f.create_dataset(PREFIX + column, (rows,), dtype, maxshape=(None,), chunks=(1024,), compression="lzf")
+        elif column in OPTIONAL and f[PREFIX + column].shape[0] < rows:
+            f[PREFIX + column].resize(rows, axis=0)
 
 
 def _encoded(query: Query) -> dict[str, object]:
@@ -82,6 +92,7 @@ def _encoded(query: Query) -> dict[str, object]:
         "split": query.split,
         "text": json.dumps(query.text),
         "image": query.image,
+        "box": json.dumps({name: list(corners) for name, corners in query.box.items()}) if query.box else "",
     }
     for column, value in values.items():
         if isinstance(value, str):
@@ -131,6 +142,7 @@ class QueryTable:
     split: list[str]
     text: list[list[str]]
     image: list[str]
+    box: list[dict[str, list[float]]]
 
     def __len__(self) -> int:
         return len(self.id)
@@ -144,7 +156,8 @@ def read_queries(f: h5py.File, where=None) -> QueryTable:
         raise InputError(
             "the store holds no queries (import a benchmark, or the built-in set, with afcli data import)", where
         )
-    columns = {column: f[PREFIX + column][:] for column in COLUMNS}
+    columns = {column: f[PREFIX + column][:] for column in COLUMNS if PREFIX + column in f}
+    boxes = decode(columns["box"]) if "box" in columns else [""] * len(columns["id"])
     return QueryTable(
         id=decode(columns["id"]),
         sample=columns["sample"].astype(np.int64),
@@ -153,6 +166,7 @@ def read_queries(f: h5py.File, where=None) -> QueryTable:
         split=decode(columns["split"]),
         text=[json.loads(t) for t in decode(columns["text"])],
         image=decode(columns["image"]),
+        box=[json.loads(b) if b else {} for b in boxes],
     )
 
 
@@ -161,7 +175,7 @@ def check_queries(f: h5py.File) -> list[str]:
     if PREFIX + "id" not in f:
         return []
     lengths = {column: f[PREFIX + column].shape[0] for column in COLUMNS if PREFIX + column in f}
-    if len(lengths) != len(COLUMNS) or len(set(lengths.values())) != 1:
+    if set(COLUMNS) - set(lengths) - set(OPTIONAL) or len(set(lengths.values())) != 1:
         return [f"the query table's columns differ in length or are missing: {lengths}"]
     table = read_queries(f)
     problems = []

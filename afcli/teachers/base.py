@@ -77,6 +77,10 @@ class Teacher(torch.nn.Module, abc.ABC):
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Preprocessed images (B, 3, S, S) → patch features (B, D, h, w)."""
 
+    def last_blocks(self, count: int) -> list[torch.nn.Module]:
+        """The encoder's last ``count`` blocks, for prompt encoders fine-tuned in part."""
+        raise InputError(f"{self.name}: fine-tuning blocks is offered for the ViT teachers (dinov2, dinov3)")
+
     @torch.no_grad()
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
         images = self.preprocess(rgb)

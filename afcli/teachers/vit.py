@@ -93,6 +93,12 @@ class ViTTeacher(Teacher):
             raise InputError(f"teacher input size {input_size} is not a multiple of the patch size {self.patch_size}")
         self.preprocess = Preprocess(input_size, IMAGENET_MEAN, IMAGENET_STD, resample)
 
+    def last_blocks(self, count: int) -> list[torch.nn.Module]:
+        layers = self.model.model.layer if hasattr(self.model, "model") else self.model.encoder.layer  # v3 / v2
+        if not 1 <= count <= len(layers):
+            raise InputError(f"{self.name} has {len(layers)} blocks; cannot fine-tune the last {count}")
+        return list(layers[-count:])
+
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         grid = images.shape[-1] // self.patch_size
         if self.blocks == 1:

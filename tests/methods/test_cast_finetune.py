@@ -375,6 +375,27 @@ def test_cast_recipes_load_and_carry_expected_numbers():
         0.2,
         "tokens",
     )
+    piad, _ = load_recipe(recipes[0].parent / "piad-seen-official.yaml", CASTSettings, "finetune")
+    assert (piad.prompts.resize, piad.prompts.token_dtype, piad.optim.min_lr_scope) == ("bicubic", "float32", "group")
+    paper, _ = load_recipe(recipes[0].parent / "piad-seen-paper.yaml", CASTSettings, "finetune")
+    assert (paper.prompts.resize, paper.prompts.token_dtype, paper.optim.min_lr_scope) == (
+        "bilinear",
+        "float16",
+        "scaled",
+    )
+
+
+def test_prompt_resize_and_token_dtype_are_settings():
+    from afcli.images import square
+    from afcli.prompts import stack
+
+    picture = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8))
+    bilinear, bicubic = square(picture, 32), square(picture, 32, "bicubic")
+    assert bilinear.shape == bicubic.shape == (32, 32, 3) and not torch.equal(bilinear, bicubic)
+    tokens = torch.tensor([[[1.0 + 2**-12]]])
+    assert stack([(tokens, torch.ones(1, 1, dtype=torch.bool))])[0].dtype == torch.float16
+    kept = stack([(tokens, torch.ones(1, 1, dtype=torch.bool))], torch.float32)[0]
+    assert kept.dtype == torch.float32 and kept.item() == tokens.item()  # fp16 would round it to 1.0
 
 
 def test_precise_bn_makes_eval_match_train_on_the_calibration_batch(cast_run):

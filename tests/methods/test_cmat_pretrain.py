@@ -158,6 +158,8 @@ def test_recipes_paper_is_the_default_and_official_differs_where_the_code_does()
         "tokens",
         "nearest",
     )
+    assert official.loss.student_pass == "masked" and not official.loss.full_pass
+    assert paper.loss.student_pass == "full" and paper.model.centre_target == "matched"
     assert official.data.augment == "scale_translate" and official.data.sampling == "fps_random_start"
 
 
@@ -166,6 +168,16 @@ def test_schedule_and_weight_decay_groups():
     assert learning_rate(0, 150, optim) == pytest.approx(1e-6)
     assert learning_rate(5, 150, optim) == pytest.approx(1e-6 + 5 * (1e-4 - 1e-6) / 15)
     assert learning_rate(75, 150, optim) == pytest.approx(1e-6 + 0.5 * (1e-4 - 1e-6) * (1 + math.cos(math.pi / 2)))
+    # A group at 0.1 x lr: the whole schedule scaled (one timm scheduler), or annealed to the same
+    # floor as the others (CosineAnnealingLR over groups, the CMAT fine-tuning code).
+    cosine = OptimSettings(lr=1e-5, warmup_epochs=0, min_lr=1e-6)
+    assert learning_rate(10, 10, cosine, 0.1) == pytest.approx(1e-7)
+    cosine.min_lr_scope = "group"
+    assert learning_rate(0, 10, cosine, 0.1) == pytest.approx(1e-6) and learning_rate(10, 10, cosine) == 1e-6
+    assert learning_rate(5, 10, cosine, 0.5) == pytest.approx(1e-6 + 0.5 * (5e-6 - 1e-6))
+    cosine.min_lr_scope = "floor"
+    with pytest.raises(InputError, match="min_lr_scope"):
+        cosine.check()
     model = PointMAE(tiny_settings("x").model)
     decay, no_decay = parameter_groups(model, 0.05)
     names = {id(p): n for n, p in model.named_parameters()}

@@ -8,7 +8,7 @@ from safetensors.torch import load_file, save_file
 
 from afcli.errors import InputError
 from afcli.losses.cmat import CMATLossConfig, affinity_loss, chamfer_l2, cmat_loss, koleo_loss, patch_features
-from afcli.models.point_mae import PointMAE, PointMAEConfig
+from afcli.models.point_mae import PointMAE, PointMAEConfig, matched_targets
 
 TINY = dict(
     depth=2, trans_dim=48, encoder_dims=48, num_heads=2, decoder_heads=2, decoder_depth=1, num_group=16, group_size=8
@@ -130,27 +130,34 @@ def test_affinity_and_koleo():
 
 
 def test_variants_pick_patch_sets_and_pooling():
-    model = PointMAE(PointMAEConfig(**TINY))
+    model = PointMAE(PointMAEConfig(**TINY)).eval()
     points, mask_noise, drop_noise = batch()
-    out = model(points, mask_noise, drop_noise)
+    out = model(points, mask_noise, drop_noise, full_pass=True)
     teacher = torch.randn(3, 128, 5)
     student, target = patch_features(out, teacher, CMATLossConfig())
     assert student.shape == (3, 16, 48) and target.shape == (3, 16, 5)
     index = out["index"][0, 4]
     assert torch.allclose(target[0, 4], teacher[0, index].mean(0), atol=1e-6)  # mean over the kNN group
-    official = CMATLossConfig(aff_patches="visible", aff_student="tokens", aff_teacher="nearest")
+    # The paper reading: the student of every patch is pooled from the unmasked encoder's per-point
+    # output, exactly what a downstream model sees.
+    per_point = model.point_features(points)
+    assert torch.allclose(student[0, 4], per_point[0, index].mean(0), atol=1e-5)
+    tokens, _ = patch_features(out, None, CMATLossConfig(aff_student="tokens"))
+    assert torch.equal(tokens, out["all_tokens"])
+    official = CMATLossConfig(student_pass="masked", aff_patches="visible", aff_student="tokens", aff_teacher="nearest")
     student, target = patch_features(out, teacher, official)
     assert torch.equal(student, out["tokens"]) and target.shape == (3, 7, 5)
     nearest = torch.cdist(points[0], out["centres"][0]).argmin(1)
     cell = out["visible"][0, 2]
     assert torch.allclose(target[0, 2], teacher[0][nearest == cell].mean(0), atol=1e-6)
+    assert CMATLossConfig().full_pass and not official.full_pass and not CMATLossConfig(terms="rec").full_pass
     losses = cmat_loss(out, teacher, CMATLossConfig())
     assert set(losses) == {"rec", "aff", "div", "total"}
     assert losses["total"].item() == pytest.approx(
         (losses["rec"] + 0.1 * losses["aff"] + 0.2 * losses["div"]).item(), rel=1e-6
     )
     with pytest.raises(InputError, match="visible patches only"):
-        CMATLossConfig(aff_student="tokens").check()
+        CMATLossConfig(student_pass="masked", aff_student="tokens").check()
     with pytest.raises(InputError, match="loss.terms"):
         CMATLossConfig(terms="rec,contrast").check()
 
@@ -163,3 +170,39 @@ def test_koleo_scope_batch_spans_shapes():
     with pytest.raises(InputError, match="koleo_scope"):
         CMATLossConfig(koleo_scope="world").check()
     CMATLossConfig(koleo_scope="batch").check()
+
+
+def test_full_pass_lifts_the_koleo_floor_of_propagated_tokens():
+    """With random encoder tokens, students pooled from visible tokens spread to every point are
+    blends of a few tokens (nearest neighbours close: a high L_div floor); the unmasked pass gives
+    each patch its own token."""
+    torch.manual_seed(0)
+    points = torch.rand(4, 512, 3)
+    model = PointMAE(PointMAEConfig(**{**TINY, "num_group": 32})).eval()
+    out = model(points, torch.rand(4, 32), None, full_pass=True)
+    out["tokens"] = torch.randn_like(out["tokens"])
+    out["all_tokens"] = torch.randn_like(out["all_tokens"])
+    floors = {
+        name: koleo_loss(patch_features(out, None, CMATLossConfig(student_pass=name))[0]).item()
+        for name in ("masked", "full")
+    }
+    assert floors["full"] < floors["masked"] - 0.3
+
+
+def test_matched_centre_target_is_order_free():
+    model = PointMAE(PointMAEConfig(**TINY)).eval()
+    points, mask_noise, _ = batch()
+    out = model(points, mask_noise)
+    prediction, target = out["prediction"], out["target"]
+    masked_centres = torch.gather(out["centres"], 1, out["masked"].unsqueeze(-1).expand(-1, -1, 3))
+    assert torch.equal(target.sort(1).values, masked_centres.sort(1).values)  # the same set, re-paired
+    shuffled = masked_centres[:, torch.randperm(masked_centres.shape[1])]
+    assert torch.equal(matched_targets(prediction, shuffled), target)  # whatever order the patches come in
+    best = torch.nn.functional.mse_loss(prediction, target)
+    for _ in range(20):  # no other pairing scores lower
+        other = masked_centres[:, torch.randperm(masked_centres.shape[1])]
+        assert torch.nn.functional.mse_loss(prediction, other) >= best - 1e-7
+    rank = PointMAE(PointMAEConfig(centre_target="rank", **TINY))
+    assert torch.equal(rank(points, mask_noise)["target"], masked_centres)  # slot k: the k-th masked patch
+    with pytest.raises(InputError, match="centre_target"):
+        PointMAEConfig(centre_target="chamfer").check()

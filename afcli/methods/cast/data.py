@@ -9,13 +9,16 @@ import numpy as np
 import torch
 
 from afcli.errors import InputError
-from afcli.methods.cast.prompts import image_key
+from afcli.methods.cast.prompts import Pictures, image_key
 
 
 class QueryData(torch.utils.data.Dataset):
     """Queries of one split as CAST batches: points, ground truth and prompt indices, seeded by
     ``(seed, epoch, index)``. Training draws a question from the second on (the first is the
-    evaluation question, as LASO's loader) and a cloud for unpaired queries."""
+    evaluation question, as LASO's loader) and a cloud for unpaired queries. Given ``online``
+    prompt settings, training items carry the prompts themselves instead of cache indices: the
+    question string, and the image as a (S, S, 3) uint8 picture for an encoder of input size
+    ``picture_size``, augmented as ``online.image_augment`` says."""
 
     def __init__(
         self,
@@ -27,6 +30,8 @@ class QueryData(torch.utils.data.Dataset):
         augment: str = "none",
         seed: int = 0,
         drop: float = 0.0,
+        online=None,
+        picture_size: int | None = None,
     ):
         from afcli.store import open_store
         from afcli.store.queries import read_queries
@@ -40,7 +45,8 @@ class QueryData(torch.utils.data.Dataset):
             seed,
             drop,
         )
-        self.epoch, self._file = 0, None
+        self.epoch, self._file, self._pictures = 0, None, None
+        self.online, self.picture_size = (online if training and online and online.online else None), picture_size
         with open_store(store) as f:
             self.table = read_queries(f, store)
             self.rows = self.table.rows(split)
@@ -79,7 +85,7 @@ class QueryData(torch.utils.data.Dataset):
         return len(self.rows)
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_file": None}
+        return {**self.__dict__, "_file": None, "_pictures": None}
 
     def sample_row(self, index: int, rng: np.random.Generator) -> int:
         r = self.rows[index]
@@ -114,12 +120,28 @@ class QueryData(torch.utils.data.Dataset):
                 if self.training and len(questions) > 1
                 else questions[0]
             )
-            item["text"] = torch.tensor(text.keys[question])
+            if self.online:
+                item["question"] = question
+            else:
+                item["text"] = torch.tensor(text.keys[question])
             item["text_present"] = torch.tensor(keep_text)
         if image is not None:
-            item["image"] = torch.tensor(image.keys[image_key(self.table.image[r], self.table.affordance[r])])
+            if self.online:
+                item["picture"] = self._picture(r, rng)
+            else:
+                item["image"] = torch.tensor(image.keys[image_key(self.table.image[r], self.table.affordance[r])])
             item["image_present"] = torch.tensor(keep_image)
         return item
+
+    def _picture(self, r: int, rng: np.random.Generator) -> torch.Tensor:
+        from afcli.images import box_crop, color_jitter, square
+
+        if self._pictures is None:
+            self._pictures = Pictures(self._file, self.store)
+        picture = self._pictures(self.table.image[r], self.table.affordance[r])
+        if self.online.image_augment == "piad":  # IAGNet's order: crop, jitter, then resize
+            picture = color_jitter(box_crop(picture, self.table.box[r], rng), rng, 0.1)
+        return square(picture, self.picture_size, self.online.resize)
 
 
 def _rotation(axis: int, angle: float) -> torch.Tensor:

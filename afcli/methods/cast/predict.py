@@ -19,8 +19,8 @@ def prompt_inputs(prompts: dict, batch: dict, device) -> dict:
             index = batch[kind].to(tokens.device)
             inputs[kind] = tokens[index].to(device).float()
             inputs[f"{kind}_mask"] = mask[index].to(device)
-            if f"{kind}_present" in batch and not bool(batch[f"{kind}_present"].all()):
-                inputs[f"{kind}_present"] = batch[f"{kind}_present"].to(device)
+        if f"{kind}_present" in batch and not bool(batch[f"{kind}_present"].all()):
+            inputs[f"{kind}_present"] = batch[f"{kind}_present"].to(device)
     return inputs
 
 
@@ -96,6 +96,7 @@ def predict_run(run, store, split: str, options, advance=None, on_total=None):
     from afcli.engine.run import read_settings, saved_model
     from afcli.errors import InputError
     from afcli.eval.affordance import Predictions
+    from afcli.methods.cast.online import tuned_image_encoder
     from afcli.methods.cast.prompts import encode_prompts
     from afcli.methods.cast.settings import CASTSettings
     from afcli.runtime import pick_device
@@ -125,7 +126,16 @@ def predict_run(run, store, split: str, options, advance=None, on_total=None):
     if not len(rows):
         raise InputError(f"no {split} queries in the store", store)
     wanted = dataclasses.replace(settings.prompts, **{kind: None for kind in ("text", "image") if kind not in use})
-    prompts = encode_prompts(wanted, store, table, rows, all_questions=False, device=device)
+    tuned = tuned_image_encoder(settings.prompts, folder) if "image" in use else None
+    prompts = encode_prompts(
+        wanted,
+        store,
+        table,
+        rows,
+        all_questions=False,
+        device=device,
+        image_encoder=None if tuned is None else tuned.to(device),
+    )
     data = QueryData(store, split, prompts, training=False)
     votes = options.votes if options.votes is not None else settings.votes
     (on_total or (lambda n: None))(-(-len(data) // options.batch_size))

@@ -20,6 +20,31 @@ def image_key(image: str, affordance: str) -> str:
     return f"{image}#{affordance}" if image.startswith(RENDER_PREFIX) else image
 
 
+class Pictures:
+    """Image prompts of a store's queries as (H, W, 3) uint8: files relative to the store's folder,
+    or ``render:<sample id>`` renders of the built-in set with the affordance highlighted."""
+
+    def __init__(self, f, store: Path):
+        from afcli.store.schema import decode
+
+        self.f, self.folder = f, Path(store).resolve().parent
+        self.ids = {sample_id: row for row, sample_id in enumerate(decode(f["samples/id"][:]))}
+        self.channels = decode(f["labels/affordance"].attrs["channels"])
+        self.store = store
+
+    def __call__(self, image: str, affordance: str) -> torch.Tensor:
+        from afcli.images import read_image
+        from afcli.prompts import RENDER_PREFIX, render_prompt
+
+        if not image.startswith(RENDER_PREFIX):
+            return read_image(self.folder / image)
+        other = self.ids.get(image[len(RENDER_PREFIX) :])
+        if other is None:
+            raise InputError(f"image prompt {image}: no such sample in the store", self.store)
+        heat = self.f["labels/affordance"][other][:, self.channels.index(affordance)]
+        return render_prompt(self.f["points/xyz"][other], self.f["points/normal"][other], heat)
+
+
 def encode_prompts(
     settings: PromptSettings,
     store: Path,
@@ -30,13 +55,15 @@ def encode_prompts(
     device,
     advance=None,
     on_total=None,
+    image_encoder=None,
 ) -> dict:
     """``{"text": EncodedPrompts | None, "image": …, "provenance": {kind: encoder, weights, sha256}}``
     for the queries ``rows`` of ``table``: every question of each (training) or only the first
-    (evaluation), and every image prompt."""
-    from afcli.prompts import RENDER_PREFIX, EncodedPrompts, ImageEncoder, TextEncoder, read_image, render_prompt, stack
+    (evaluation), and every image prompt. ``image_encoder`` replaces the one ``settings`` name
+    (a run's fine-tuned encoder)."""
+    from afcli.images import square
+    from afcli.prompts import EncodedPrompts, ImageEncoder, stack
     from afcli.store import open_store
-    from afcli.store.schema import decode
 
     texts = (
         sorted({q for r in rows for q in (table.text[r] if all_questions else table.text[r][:1])})
@@ -52,52 +79,42 @@ def encode_prompts(
         raise InputError(
             "some queries have no image but the model takes image prompts (set prompts.image: null)", store
         )
-    batch = 32
+    batch, dtype = 32, getattr(torch, settings.token_dtype)
     (on_total or (lambda n: None))(-(-len(texts) // batch) + -(-len(images) // batch))
     advance = advance or (lambda: None)
     out = {"text": None, "image": None, "provenance": {}}
     if texts:
-        encoder = TextEncoder(
-            settings.text, weights=settings.text_weights, pool=settings.text_pool, max_length=settings.max_length
-        ).to(device)
+        encoder = text_encoder(settings).to(device)
         parts = []
         for start in range(0, len(texts), batch):
             parts.append(tuple(t.cpu() for t in encoder(texts[start : start + batch])))
             advance()
-        out["text"] = EncodedPrompts({t: i for i, t in enumerate(texts)}, *stack(parts))
+        out["text"] = EncodedPrompts({t: i for i, t in enumerate(texts)}, *stack(parts, dtype))
         out["provenance"]["text"] = encoder.provenance()
     if images:
-        encoder = ImageEncoder(settings.image, weights=settings.image_weights, pool=settings.image_pool).to(device)
-        folder = Path(store).resolve().parent
+        encoder = image_encoder or ImageEncoder(
+            settings.image, weights=settings.image_weights, pool=settings.image_pool
+        ).to(device)
+        size = encoder.teacher.preprocess.size
         with open_store(store) as f:
-            ids = {sample_id: row for row, sample_id in enumerate(decode(f["samples/id"][:]))}
-            channels = decode(f["labels/affordance"].attrs["channels"])
+            picture = Pictures(f, store)
             parts = []
             for start in range(0, len(images), batch):
-                pictures = []
-                for image, affordance in images[start : start + batch]:
-                    if image.startswith(RENDER_PREFIX):
-                        other = ids.get(image[len(RENDER_PREFIX) :])
-                        if other is None:
-                            raise InputError(f"image prompt {image}: no such sample in the store", store)
-                        heat = f["labels/affordance"][other][:, channels.index(affordance)]
-                        picture = render_prompt(f["points/xyz"][other], f["points/normal"][other], heat)
-                    else:
-                        picture = read_image(folder / image)
-                    pictures.append(_square(picture, encoder.teacher.preprocess.size))
-                parts.append(tuple(t.cpu() for t in encoder(torch.stack(pictures).to(device))))
+                pictures = [square(picture(*key), size, settings.resize) for key in images[start : start + batch]]
+                with torch.no_grad():
+                    parts.append(tuple(t.cpu() for t in encoder(torch.stack(pictures).to(device))))
                 advance()
-        out["image"] = EncodedPrompts({image_key(i, a): k for k, (i, a) in enumerate(images)}, *stack(parts))
+        out["image"] = EncodedPrompts({image_key(i, a): k for k, (i, a) in enumerate(images)}, *stack(parts, dtype))
         out["provenance"]["image"] = encoder.provenance()
     return out
 
 
-def _square(picture: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize to size × size (PIAD / PIADv2 loaders: a plain resize, no crop)."""
-    resized = torch.nn.functional.interpolate(
-        picture.permute(2, 0, 1)[None].float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True
+def text_encoder(settings: PromptSettings):
+    from afcli.prompts import TextEncoder
+
+    return TextEncoder(
+        settings.text, weights=settings.text_weights, pool=settings.text_pool, max_length=settings.max_length
     )
-    return resized[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8)
 
 
 def save_prompts(prompts: dict, run_dir: Path) -> None:

@@ -11,7 +11,8 @@ process's share, as in the authors' DDP code, so N processes do not replay one p
 
 Model selection uses the ``val`` split (the best validation aIoU is exported to ``best/``); the
 official code selects on test, afcli does not. Prompts are encoded once, before training, into
-``prompts.pt`` in the run directory (frozen encoders, as the paper).
+``prompts.pt`` in the run directory (frozen encoders, as the paper), or every step with
+``prompts.online`` (the official code's dropout, fine-tuned blocks and image augmentation).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from afcli.models.cast import CASTConfig
 from afcli.runtime import pick_device
 
 AUGMENTATIONS = ("none", "laso", "piad")
+TOKEN_DTYPES = ("float16", "float32")
+IMAGE_AUGMENTATIONS = ("none", "piad")
 
 
 @dataclass
@@ -36,6 +39,19 @@ class PromptSettings:
     image: str | None = None  # a 2D teacher, e.g. dinov3:vitb16 (paper), dinov2:vitb14 (code, PIADv2)
     image_weights: str | None = None
     image_pool: str = "mean"
+    # How an image prompt is brought to the encoder's square input: bilinear (afcli, the DINOv3
+    # processor) or bicubic (PIL's default resize in the CMAT/IAGNet loaders); antialiased either way.
+    resize: str = "bilinear"
+    token_dtype: str = "float16"  # the encoded-prompt cache: float16 (half the size) or float32 (CMAT code)
+    # Training encodes each batch's prompts afresh (``online``) instead of reading the encode-once
+    # cache — the default, exact for frozen encoders fed fixed inputs. The official-code settings
+    # below change the encoder or its input per step and need it; validation and evaluation
+    # encode the fixed val / test prompts once with the run's (fine-tuned) encoder.
+    online: bool = False
+    text_dropout: bool = False  # text encoder in train mode while training (CMAT code on LASO: RoBERTa's dropout on)
+    image_finetune_blocks: int = 0  # train the image encoder's last k blocks, + DINOv3 post-LayerNorm (code: 2)
+    image_augment: str = "none"  # piad: box-preserving random crop + ColorJitter(0.1 x 4) (PIAD training images)
+    lr_scale: float = 0.1  # fine-tuned image-encoder parts at lr_scale x optim.lr (code: 0.1)
     drop: float = 0.0  # per training sample, chance that one present modality becomes the null token
 
 
@@ -80,10 +96,32 @@ class CASTSettings:
 
     def check(self) -> "CASTSettings":
         check_numbers(self)
+        self.optim.check()
         if self.data.store is None:
             raise InputError("no store given (--store S.h5)")
         if self.data.augment not in AUGMENTATIONS:
             raise InputError(f"data.augment must be one of {', '.join(AUGMENTATIONS)}")
+        if self.prompts.resize not in ("bilinear", "bicubic") or self.prompts.token_dtype not in TOKEN_DTYPES:
+            raise InputError(
+                f"prompts.resize must be bilinear or bicubic and prompts.token_dtype one of {', '.join(TOKEN_DTYPES)}"
+            )
+        p = self.prompts
+        if p.image_augment not in IMAGE_AUGMENTATIONS or p.image_finetune_blocks < 0:
+            raise InputError(f"prompts.image_augment must be one of {', '.join(IMAGE_AUGMENTATIONS)}")
+        per_step = [
+            name
+            for name, on in (
+                ("text_dropout", p.text_dropout),
+                ("image_finetune_blocks", p.image_finetune_blocks),
+                ("image_augment", p.image_augment != "none"),
+            )
+            if on
+        ]
+        if per_step and not p.online:
+            raise InputError(f"prompts.{per_step[0]} changes prompts every step: it needs prompts.online true")
+        orphan = next((name for name in per_step if not (p.text if name == "text_dropout" else p.image)), None)
+        if orphan:
+            raise InputError(f"prompts.{orphan} needs that modality's encoder")
         if self.prompts.text is None and self.prompts.image is None:
             raise InputError("CAST needs a text or an image prompt encoder (prompts.text / prompts.image)")
         if self.prompts.drop and not (self.model.null_prompt and self.prompts.text and self.prompts.image):

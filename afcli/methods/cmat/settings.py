@@ -49,6 +49,7 @@ class CMATSettings:
 
     def check(self) -> "CMATSettings":
         check_numbers(self)
+        self.optim.check()
         self.model.check()
         self.loss.check()
         if self.data.store is None:

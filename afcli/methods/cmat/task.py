@@ -29,7 +29,7 @@ class CMATTask:
 
     def loss(self, model, batch: dict) -> dict[str, torch.Tensor]:
         drop = batch["drop_noise"] if self.settings.model.drop_path > 0 else None
-        out = model(batch["points"], batch["mask_noise"], drop)
+        out = model(batch["points"], batch["mask_noise"], drop, full_pass=self.settings.loss.full_pass)
         # The losses (cdist, logs of small distances, Gram matrices) in float32 even under AMP.
         with torch.autocast(batch["points"].device.type, enabled=False):
             out = {key: value.float() if torch.is_floating_point(value) else value for key, value in out.items()}
