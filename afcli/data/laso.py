@@ -17,7 +17,6 @@ object *and* an unseen affordance; seen = any other object with one of PIAD's 17
 from __future__ import annotations
 
 import csv
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +24,8 @@ import numpy as np
 
 from afcli.data.affordance import PIAD_AFFORDANCES
 from afcli.errors import InputError
+from afcli.pickles import ERRORS as PICKLE_ERRORS
+from afcli.pickles import load_arrays
 
 SPLITS = ("train", "val", "test")
 UNSEEN_OBJECTS = frozenset({"bed", "dishwasher", "microwave", "scissors", "vase", "laptop"})
@@ -56,30 +57,13 @@ def subset_of(object_name: str, affordance: str) -> str | None:
     return "seen" if affordance in SEEN_AFFORDANCES else None
 
 
-class _ArraysOnly(pickle.Unpickler):
-    ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("collections", "OrderedDict"),
-    }
-
-    def find_class(self, module: str, name: str):
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-        return super().find_class(module, name)
-
-
 def load_pickle(path: Path):
     if not path.is_file():
         raise InputError("no such file", path)
     try:
         with open(path, "rb") as handle:
-            return _ArraysOnly(handle).load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as error:
+            return load_arrays(handle)
+    except PICKLE_ERRORS as error:
         raise InputError(f"not a LASO pickle of arrays ({error})", path) from None
 
 
