@@ -81,6 +81,10 @@ def build(settings_type: type[T], values: dict, path: Path, prefix: str = "") ->
 
 
 def _coerce(hint, value, key: str, path: Path):
+    if typing.get_origin(hint) is tuple:  # tuple[int, ...]: a list in YAML and JSON
+        if not isinstance(value, (list, tuple)):
+            raise InputError(f"setting {key} must be a list, got {value!r}", path)
+        return tuple(_coerce(typing.get_args(hint)[0], item, key, path) for item in value)
     allowed = list(typing.get_args(hint)) or [hint]
     if value is None and type(None) in allowed:
         return None
