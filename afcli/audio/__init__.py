@@ -17,6 +17,7 @@ import torch
 from afcli.audio.io import read_audio, resample
 from afcli.audio.logmel import PADDING, SECONDS_PER_EXAMPLE
 from afcli.errors import InputError
+from afcli.variants import resolve_variant
 
 
 class AudioEncoder(torch.nn.Module, abc.ABC):
@@ -70,13 +71,7 @@ AUDIO_ENCODERS = {
 
 def parse_audio_encoder(spec: str) -> tuple[str, str]:
     family, _, variant = spec.partition(":")
-    if family not in AUDIO_ENCODERS:
-        raise InputError(f"unknown audio encoder {spec!r} (choose from {', '.join(AUDIO_ENCODERS)})")
-    entry = AUDIO_ENCODERS[family]
-    variant = variant or entry.default
-    if variant not in entry.variants:
-        raise InputError(f"unknown {family} variant {variant!r} (choose from {', '.join(entry.variants)})")
-    return family, variant
+    return resolve_variant(AUDIO_ENCODERS, family, variant, "audio encoder", "soundnet8:conv5")
 
 
 def load_audio_encoder(spec: str, weights: str | None = None, device="cpu") -> AudioEncoder:

@@ -12,6 +12,7 @@ from typing import Callable
 
 from afcli.errors import InputError
 from afcli.teachers.base import Teacher, store_id
+from afcli.variants import resolve_variant
 
 
 @dataclass(frozen=True)
@@ -68,12 +69,7 @@ def _split(spec: str) -> tuple[str, str, int]:
 
 def _resolve(spec: str) -> tuple[str, str, int]:
     family, variant, blocks = _split(spec)
-    if family not in TEACHERS:
-        raise InputError(f"unknown teacher {spec!r} (choose from {', '.join(TEACHERS)}; variants as dinov3:vitb16)")
-    entry = TEACHERS[family]
-    variant = variant or entry.default
-    if entry.variants is not None and variant not in entry.variants:
-        raise InputError(f"unknown {family} variant {variant!r} (choose from {', '.join(entry.variants)})")
+    family, variant = resolve_variant(TEACHERS, family, variant, "teacher", "dinov3:vitb16")
     return family, variant, blocks
 
 

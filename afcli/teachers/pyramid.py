@@ -19,6 +19,7 @@ import torch
 
 from afcli.errors import InputError
 from afcli.teachers.base import IMAGENET_MEAN, IMAGENET_STD, Preprocess, sha256_of
+from afcli.variants import resolve_variant
 
 STRIDES = (8, 16, 32)
 PVT_VARIANTS = {f"b{i}": f"OpenGVLab/pvt_v2_b{i}" for i in range(6)}
@@ -87,12 +88,8 @@ PYRAMIDS = {
 
 def load_pyramid(spec: str, weights: str | None = None, offline: bool = False, input_size: int = 512) -> Pyramid:
     family, _, variant = spec.partition(":")
-    if family not in PYRAMIDS:
-        raise InputError(f"unknown image backbone {spec!r} (choose from {', '.join(PYRAMIDS)}; variants as pvt-v2:b2)")
+    family, variant = resolve_variant(PYRAMIDS, family, variant, "image backbone", "pvt-v2:b2")
     entry = PYRAMIDS[family]
-    variant = variant or entry.default
-    if variant not in entry.variants:
-        raise InputError(f"unknown {family} variant {variant!r} (choose from {', '.join(entry.variants)})")
     if input_size % 32:
         raise InputError(f"image size must be a multiple of 32, got {input_size}")
     return entry.build(variant, weights, offline, input_size)
