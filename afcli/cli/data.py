@@ -1,4 +1,4 @@
-"""``afcli data``: make the built-in shape set and import shapes into a store."""
+"""``afcli data``: make the built-in shape and audio-visual sets and import shapes into a store."""
 
 from __future__ import annotations
 
@@ -34,6 +34,40 @@ def synth(
     emit(
         result, lambda r: stdout.print(f"wrote {r['shapes']} shapes of {len(r['categories'])} categories to {r['out']}")
     )
+
+
+@app.command("synth-av")
+@handle_errors
+def synth_av(
+    out: Path = typer.Argument(
+        ..., help="Folder to write the set into, in AVAGD's format (csv, images, masks, audio)."
+    ),
+    shapes: int = typer.Option(6, "--shapes", help="Objects per (category, action)."),
+    views: int = typer.Option(3, "--views", help="Renders per object."),
+    size: int = typer.Option(256, "--size", help="Image side in pixels."),
+    clips: int = typer.Option(4, "--clips", help="Synthetic sounds per action."),
+    pairs: int = typer.Option(2, "--pairs", help="Sounds paired with each image (one csv row each)."),
+    seed: int = typer.Option(0, "--seed", help="Same seed, same set."),
+    json: JsonOption = False,
+) -> None:
+    """Write the built-in audio-visual affordance set: renders of the built-in shapes with function and
+    dependency masks from their parts, and action sounds (synthetic; real recordings where Debian's
+    tuxpaint-stamps-default is installed)."""
+    apply_json(json)
+    from afcli.data.avsynth import ACTIONS, TUXPAINT, synthesize_av
+
+    with progress("synth-av") as (advance, set_total):
+        set_total(len(ACTIONS) * shapes)
+        result = synthesize_av(out, shapes, views, size, clips, pairs, seed, advance=advance)
+
+    def show(r: dict) -> None:
+        stdout.print(
+            table("image-sound pairs written", ["split", "pairs"], [(k, str(v)) for k, v in r["pairs"].items()])
+        )
+        if not r["real_recordings"]:
+            stdout.print(f"no real recordings found in {TUXPAINT}: `apt-get install tuxpaint-stamps-default` adds them")
+
+    emit(result, show)
 
 
 def _parse_shard(value: str) -> tuple[int, int]:

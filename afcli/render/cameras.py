@@ -109,14 +109,20 @@ def rig_angles(rig: str, views: int) -> list[tuple[float, float]]:
 
 
 def make_rig(rig: str = "sphere", views: int = 12, size: int = 224, fov: float = FIELD_OF_VIEW) -> Cameras:
+    return orbit(rig_angles(rig, views), size, fov)
+
+
+def orbit(angles: list[tuple[float, float]], size: int = 224, fov: float = FIELD_OF_VIEW) -> Cameras:
+    """Cameras looking at the origin from (azimuth, elevation) in degrees, at the distance where the
+    unit sphere fills the frame with a 5 % margin."""
     if size < 8:
         raise InputError(f"--size must be at least 8 pixels, got {size}")
     distance = MARGIN / math.sin(math.radians(fov) / 2)
     eyes = []
-    for azimuth, elevation in rig_angles(rig, views):
+    for azimuth, elevation in angles:
         a, e = math.radians(azimuth), math.radians(elevation)
         eyes.append(
             (distance * math.cos(e) * math.sin(a), distance * math.sin(e), distance * math.cos(e) * math.cos(a))
         )
     pose = look_at(torch.tensor(eyes, dtype=torch.float64))
-    return Cameras(intrinsics(size, views, fov).float(), pose.float(), size, size)
+    return Cameras(intrinsics(size, len(angles), fov).float(), pose.float(), size, size)
