@@ -30,3 +30,29 @@ class ArraysOnly(pickle.Unpickler):
 def load_arrays(handle: BinaryIO, encoding: str = "ASCII"):
     """The pickle in ``handle``; ``encoding="latin1"`` reads Python 2 pickles of numpy arrays."""
     return ArraysOnly(handle, encoding=encoding).load()
+
+
+class TensorsOnly(pickle.Unpickler):
+    """Plain ``pickle.dump`` of torch tensors (AVAGD's ``.pkl`` log-mels): the tensor rebuilders, with
+    each storage read by ``torch.load(weights_only=True)``, and nothing else."""
+
+    ALLOWED = {("torch._utils", "_rebuild_tensor_v2"), ("collections", "OrderedDict")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) == ("torch.storage", "_load_from_bytes"):
+            return _storage_from_bytes
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only tensors are read")
+        return super().find_class(module, name)
+
+
+def _storage_from_bytes(data: bytes):
+    import io
+
+    import torch
+
+    return torch.load(io.BytesIO(data), weights_only=True)
+
+
+def load_tensors(handle: BinaryIO):
+    return TensorsOnly(handle).load()

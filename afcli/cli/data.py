@@ -94,15 +94,36 @@ def import_(
         "0/1", "--shard", help="RANK/WORLD: import every WORLD-th shape into this rank's shard file."
     ),
     benchmark: Optional[str] = typer.Option(
-        None, "--benchmark", help="SRC is a benchmark in its own format: laso, piad or piadv2."
+        None,
+        "--benchmark",
+        help="SRC is a benchmark in its own format: laso, piad, piadv2, or avagd (images, masks and sounds; "
+        "also what afcli data synth-av writes).",
     ),
     setting: Optional[str] = typer.Option(
         None, "--setting", help="Benchmark setting: PIAD Seen|Unseen, PIADv2 Seen|Unseen_aff|Unseen_obj [Seen]."
     ),
+    size: int = typer.Option(512, "--size", help="avagd: image and mask side in the store (AVAGFormer uses 512)."),
     json: JsonOption = False,
 ) -> None:
-    """Sample, normalise and label shapes into the store (points, normals, heat maps, part ids, queries)."""
+    """Sample, normalise and label shapes into the store (points, normals, heat maps, part ids, queries);
+    with --benchmark avagd, images, function/dependency masks, sounds and their pairs."""
     apply_json(json)
+    if benchmark == "avagd":
+        from afcli.data.avagd import import_avagd, read_rows
+
+        if shard != "0/1" or setting is not None:
+            raise InputError("--benchmark avagd imports a whole dataset: --shard and --setting do not apply")
+        with progress("import avagd") as (advance, set_total):
+            set_total(len({row["image"] for row in read_rows(src)}))
+            result = import_avagd(src, store, size=size, skip_bad=skip_bad, advance=advance)
+        emit(
+            result,
+            lambda r: stdout.print(
+                f"{r['store']}: {r['images']} images, {r['clips']} sounds, {r['pairs']} image-sound pairs"
+                + (f"; skipped {len(r['failed'])}: {', '.join(map(str, r['failed'][:5]))}" if r["failed"] else "")
+            ),
+        )
+        return
     if benchmark is not None:
         from afcli.data.benchmarks import import_benchmark
 

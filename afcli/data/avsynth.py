@@ -113,7 +113,7 @@ def synthesize_av(
             _write_sound(out, f"audio/{folder}/synth_{c}.wav", action.sound, [seed, index, c], rng)
             for c in range(clips)
         ]
-        pool += [_copy_recording(out, path) for path in recordings.get(action.sound, [])]
+        pool += [_copy_recording(out, path, action.sound) for path in recordings.get(action.sound, [])]
         for shape in range(shapes):
             split = "unseen" if (action.category, action.action) in UNSEEN else ("val" if shape % 5 == 4 else "train")
             for image in _render_views(
@@ -230,8 +230,8 @@ def _write_sound(out: Path, relative: str, kind: str, seed: list[int], rng) -> s
     return relative
 
 
-def _copy_recording(out: Path, path: Path) -> str:
-    relative = f"audio/real/{path.parent.name}_{path.name}"
+def _copy_recording(out: Path, path: Path, kind: str) -> str:
+    relative = f"audio/real/{kind}/{path.parent.name}_{path.name}"
     if not (out / relative).is_file():
         make_folder((out / relative).parent)
         with written(out / relative) as tmp:

@@ -35,7 +35,7 @@ from afcli.data.affordance import LASO_AFFORDANCES, PIAD_AFFORDANCES, PIADV2_AFF
 from afcli.data.importer import STAGE, ensure_point_arrays, estimate_normals, resample_indices
 from afcli.data.readers import read_piad
 from afcli.errors import InputError
-from afcli.store.queries import Query
+from afcli.store.queries import Query, add_queries, ensure_queries
 from afcli.store.schema import DONE
 from afcli.store.writer import StoreWriter
 
@@ -250,7 +250,7 @@ def import_benchmark(
         writer.ensure_array("labels/affordance", (len(channels),), "f4", attrs={"channels": channels})
         writer.ensure_array("labels/annotated", (len(channels),), "u1", per_point=False)
         writer.ensure_array("labels/split", (), "S16", per_point=False)
-        writer.ensure_queries()
+        writer.ensure_table(ensure_queries)
         writer.begin()
         folder = Path(store).resolve().parent
         relative = lambda path: Path(os.path.relpath(Path(path).resolve(), folder)).as_posix()  # noqa: E731
@@ -295,7 +295,7 @@ def import_benchmark(
             query.sample = row_of[cloud_id] if cloud_id is not None else -1
             query.image = relative(query.image) if query.image else ""
             queries.append(query)
-        added = writer.add_queries(queries)
+        added = writer.add_rows(add_queries, queries)
         return {
             "store": str(store),
             "benchmark": name,

@@ -26,7 +26,7 @@ from afcli.data.geometry import sample_surface
 from afcli.data.readers import CLOUD_SUFFIXES, MESH_SUFFIXES, is_piad_file, read_geometry, read_piad
 from afcli.data.synth import MANIFEST, SYNTH_FORMAT
 from afcli.errors import InputError
-from afcli.store.queries import Query, hash_split
+from afcli.store.queries import Query, add_queries, ensure_queries, hash_split
 from afcli.store.schema import DONE, FAILED, shard_path
 from afcli.store.writer import StoreWriter
 
@@ -260,7 +260,7 @@ def _write_part_queries(writer: StoreWriter, by_row: dict[int, Source], everythi
             image = f"render:{others[zlib.crc32(query_id.encode()) % len(others)]}" if others else ""
             questions = (source.questions or {}).get(affordance) or [default_question(affordance, source.category)]
             queries.append(Query(query_id, row, source.category.lower(), affordance, split, questions, image))
-    writer.add_queries(queries)
+    writer.add_rows(add_queries, queries)
 
 
 def _text(value) -> np.bytes_:
@@ -318,7 +318,7 @@ def import_shapes(
             writer.ensure_array("text/questions", (), TEXT_DTYPE, per_point=False)
             writer.ensure_array("labels/annotated", (len(PIAD_AFFORDANCES),), "u1", per_point=False)
             writer.ensure_array("labels/split", (), SPLIT_DTYPE, per_point=False)
-            writer.ensure_queries()
+            writer.ensure_table(ensure_queries)
         writer.begin()
         folder = Path(store).resolve().parent
         rows = writer.add_samples(

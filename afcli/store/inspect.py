@@ -10,6 +10,7 @@ from typing import Callable
 import h5py
 import numpy as np
 
+from afcli.store.clips import check_clips, is_clip_array
 from afcli.store.queries import PREFIX as QUERIES
 from afcli.store.queries import check_queries, is_query_array
 from afcli.store.schema import (
@@ -226,7 +227,7 @@ def verify_store(path: str | Path) -> dict:
                     )
 
         for name in names:
-            if name.startswith("status/") or name == "points/offsets" or is_query_array(name):
+            if name.startswith("status/") or name == "points/offsets" or is_query_array(name) or is_clip_array(name):
                 continue
             dataset = problems.read(f"/{name}", lambda: f[name])
             if dataset is None:
@@ -239,6 +240,7 @@ def verify_store(path: str | Path) -> dict:
                 problems.append(f"/{name} has {dataset.shape[1]} points per sample, store says {f.attrs['num_points']}")
             problems.extend(_scan(dataset, name, ids, offsets if ragged and per_point else None))
         problems.extend(problems.read("the query table", lambda: check_queries(f), []))
+        problems.extend(problems.read("the clip tables", lambda: check_clips(f), []))
     return {
         "path": str(path),
         "ok": not problems,

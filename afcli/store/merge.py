@@ -20,6 +20,7 @@ import numpy as np
 from afcli import __version__
 from afcli.errors import InputError
 from afcli.files import written
+from afcli.store.clips import is_clip_array
 from afcli.store.queries import PREFIX as QUERIES
 from afcli.store.queries import shifted_sample_rows
 from afcli.store.schema import array_names, decode, open_store, row_blocks
@@ -45,6 +46,11 @@ def merge_stores(shards: Sequence[str | Path], out: str | Path, copy: bool = Fal
     with ExitStack() as stack:
         files = [stack.enter_context(open_store(p)) for p in shards]
         first = files[0]
+        for path, f in zip(shards, files):
+            if any(is_clip_array(name) for name in array_names(f)):
+                raise InputError(
+                    "holds sounds (an audio-visual store, imported in one process): nothing to merge", path
+                )
         for path, f in zip(shards[1:], files[1:]):
             for key in _ROOT_ATTRS:
                 if f.attrs[key] != first.attrs[key]:

@@ -23,7 +23,7 @@ import shutil
 from collections import Counter
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence, TypeVar
 
 import h5py
 import numpy as np
@@ -31,7 +31,8 @@ import numpy as np
 from afcli import __version__
 from afcli.errors import InputError
 from afcli.files import disk_full, temporary, write_failure
-from afcli.store.queries import Query, add_queries, ensure_queries, is_query_array
+from afcli.store.clips import is_clip_array
+from afcli.store.queries import is_query_array
 from afcli.store.schema import (
     CATEGORY_DTYPE,
     DONE,
@@ -97,6 +98,7 @@ def abandoned_writes() -> bool:
 
 
 SPACE_HEADROOM = 4 << 20  # metadata a flush and a clean close may still write
+T = TypeVar("T")  # what a table's append returns
 
 
 def _plain(value) -> object:
@@ -254,9 +256,10 @@ class StoreWriter:
             self.f[name].attrs[STAGE_ARRAYS] = sorted(arrays)
         return self.f[name]
 
-    def ensure_queries(self) -> None:
-        """The query table (afcli.store.queries), created empty if missing."""
-        ensure_queries(self.f)
+    def ensure_table(self, ensure: Callable[[h5py.File], None]) -> None:
+        """One of the store's tables beside the per-sample arrays, created empty if missing:
+        ``ensure_queries`` (afcli.store.queries) or ``ensure_clips`` (afcli.store.clips)."""
+        ensure(self.f)
 
     # -- samples ------------------------------------------------------------------------------
     def ids(self) -> list[str]:
@@ -307,7 +310,8 @@ class StoreWriter:
         found = []
         for name in array_names(self.f):
             per_point = bool(self.f[name].attrs.get("per_point", False))
-            if name != "points/offsets" and not is_query_array(name) and (ragged and per_point) == points:
+            table = is_query_array(name) or is_clip_array(name)
+            if name != "points/offsets" and not table and (ragged and per_point) == points:
                 found.append(self.f[name])
         return found
 
@@ -354,9 +358,11 @@ class StoreWriter:
                     dataset[row] = value
                 dataset.flush()
 
-    def add_queries(self, queries: list[Query]) -> int:
-        """Append the queries not yet in the table (by id); returns how many were new."""
-        return add_queries(self.f, queries)
+    def add_rows(self, append: Callable[[h5py.File, list], T], rows: list) -> T:
+        """Append ``rows`` to a table through its ``append`` (``add_queries``, ``add_clips``,
+        ``add_pairs``), which skips rows already there."""
+        with self._writing():
+            return append(self.f, rows)
 
     def set_transform(self, row: int, centre: np.ndarray, scale: float) -> None:
         self.f["samples/transform"][row] = np.array([*centre, scale], "f4")

@@ -61,7 +61,7 @@ def test_real_recordings_join_their_kind(avset, tmp_path):
     out, result = avset
     assert result["real_recordings"] == 1
     impact_rows = [row for row in read(out / "train.csv") if row["image"].split("/")[2] in ("chop", "stab", "knock")]
-    assert any(row["audio"] == "audio/real/tools_hammer.ogg" for row in impact_rows)
+    assert any(row["audio"] == "audio/real/impact/tools_hammer.ogg" for row in impact_rows)
     assert all(not paths for paths in real_recordings(tmp_path).values())
 
 
