@@ -76,12 +76,16 @@ def _shift_hue(rgb: torch.Tensor, turns: float) -> torch.Tensor:
     return value - value * saturation * torch.clamp(torch.minimum(k, 4 - k), 0, 1)
 
 
-def color_jitter(picture: torch.Tensor, rng: np.random.Generator, strength: float = 0.1) -> torch.Tensor:
-    """ColorJitter(strength × 4) of a (H, W, 3) uint8 picture (see the module docstring)."""
+def color_jitter(
+    picture: torch.Tensor, rng: np.random.Generator, strength: float = 0.1, hue: float | None = None
+) -> torch.Tensor:
+    """ColorJitter(strength, strength, strength, hue [= strength]) of a (H, W, 3) uint8 picture (see
+    the module docstring)."""
     rgb = picture.permute(2, 0, 1).float() / 255
     for op in rng.permutation(4):
         if op == 3:
-            rgb = _shift_hue(rgb, float(rng.uniform(-strength, strength)))
+            shift = strength if hue is None else hue
+            rgb = _shift_hue(rgb, float(rng.uniform(-shift, shift)))
             continue
         factor = float(rng.uniform(1 - strength, 1 + strength))
         other = torch.zeros_like(rgb) if op == 0 else _grey(rgb).mean() if op == 1 else _grey(rgb)

@@ -197,6 +197,47 @@ def lifted_store(synth_store, tiny_weights, tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def tiny_pvt(tmp_path_factory) -> Path:
+    """A tiny random PVT-v2 saved as OpenGVLab's hub checkpoints are (an image classifier)."""
+    import torch
+    from transformers import PvtV2Config, PvtV2ForImageClassification
+
+    config = PvtV2Config(
+        hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1], num_attention_heads=[1, 1, 1, 1], mlp_ratios=[2, 2, 2, 2]
+    )
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("pvt")
+    PvtV2ForImageClassification(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_vggish(tmp_path_factory) -> Path:
+    """A small random VGGish saved as torchvggish's weight file is (a flat state dict)."""
+    import torch
+
+    from afcli.models.vggish import VGGish, VGGishConfig
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("vggish") / "vggish-10086976.pth"
+    torch.save(VGGish(VGGishConfig(channels=(4, 4, 8, 8, 8, 8), hidden=16, dim=8)).state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def av_store(tmp_path_factory) -> Path:
+    """The built-in audio-visual set at 64 px (5 objects per action, one view, two sounds each),
+    imported: train, val and unseen pairs."""
+    from afcli.data.avagd import import_avagd
+    from afcli.data.avsynth import synthesize_av
+
+    root = tmp_path_factory.mktemp("av")
+    synthesize_av(root / "set", shapes=5, views=1, size=64, clips=2, pairs=1, seed=0, real_root=root / "none")
+    import_avagd(root / "set", root / "av.h5", size=64)
+    return root / "av.h5"
+
+
 TINY_MODEL = [
     "--set",
     "model.depth=2",
@@ -289,3 +330,24 @@ def cast_run(cast_store, tmp_path_factory):
     )
     assert result.returncode == 0, result.stderr
     return run, json.loads(result.stdout)
+
+
+TINY_AVAGFORMER = [
+    f"{key}={value}"
+    for key, value in {
+        "model.dim": 32,
+        "model.encoder_layers": 1,
+        "model.heads": 4,
+        "model.ffn": 64,
+        "model.fpn_dim": 16,
+        "model.mixer_heads": 4,
+        "model.queries": 6,
+        "model.generator_layers": 1,
+        "model.generator_hidden": 32,
+        "model.decoder_dim": 8,
+        "model.decoder_heads": 2,
+        "model.se_dim": 16,
+        "image_backbone.size": 64,
+        "audio.segments": 3,
+    }.items()
+]

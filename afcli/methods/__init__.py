@@ -70,6 +70,15 @@ METHODS: dict[str, Method] = {
         benchmarks=("laso", "piad", "piadv2", "synth"),
         exporter="afcli.methods.cast.export:export_model",
     ),
+    "avagformer": Method(
+        name="avagformer",
+        stage="finetune",
+        summary="AVAGFormer: function and dependency masks of an image from the sound of an action; best on val.",
+        settings="afcli.methods.avagformer.settings:AVAGFormerSettings",
+        task="afcli.methods.avagformer.task:AVAGFormerTask",
+        prepare="afcli.methods.avagformer.task:prepare_run",
+        options="afcli.methods.avagformer.cli:OPTIONS",
+    ),
 }
 
 

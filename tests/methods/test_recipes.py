@@ -6,7 +6,7 @@ import dataclasses
 import shutil
 
 import pytest
-from conftest import ROOT, TINY_CAST, TINY_MODEL
+from conftest import ROOT, TINY_AVAGFORMER, TINY_CAST, TINY_MODEL
 
 from afcli.config import apply_sets
 from afcli.recipes import recipe_files, resolve
@@ -37,7 +37,7 @@ def test_every_recipe_is_found():
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda path: path.relative_to(ROOT / "recipes").as_posix())
-def test_every_recipe_runs(recipe, tmp_path, synth_store, lifted_store, cast_store, tiny_weights, tiny_roberta):
+def test_every_recipe_runs(recipe, tmp_path, request, tiny_weights, tiny_roberta):
     from afcli.methods import train
 
     method, settings, raw = resolve(recipe)
@@ -51,24 +51,33 @@ def test_every_recipe_runs(recipe, tmp_path, synth_store, lifted_store, cast_sto
         settings.teacher_size = None
         settings.render = dataclasses.replace(settings.render, size=64, views=2)
         store = tmp_path / "store.h5"
-        shutil.copy(synth_store, store)
+        shutil.copy(request.getfixturevalue("synth_store"), store)
         report = lift_store(store, settings)
         assert report["lifted"] > 0 and report["done"] == report["lifted"] + report["already_done"]
         return
     if method == "cmat":
         store = tmp_path / "store.h5"
-        shutil.copy(lifted_store, store)
+        shutil.copy(request.getfixturevalue("lifted_store"), store)
         settings.data.store, settings.data.teacher = str(store), "dinov3-vits16"
         apply_sets(settings, tiny(TINY_MODEL))
         settings.epochs, settings.batch_size = 1, 4
+    elif method == "avagformer":
+        settings.data.store = str(request.getfixturevalue("av_store"))
+        if settings.image_backbone.name.startswith("pvt-v2"):
+            settings.image_backbone.weights = str(request.getfixturevalue("tiny_pvt"))
+        if settings.audio.encoder == "vggish":
+            settings.audio.weights = str(request.getfixturevalue("tiny_vggish"))
+        apply_sets(settings, TINY_AVAGFORMER)
+        settings.epochs, settings.batch_size, settings.val_batch_size = 1, 8, 8
     else:
-        settings.data.store = str(cast_store)
+        settings.data.store = str(request.getfixturevalue("cast_store"))
         stand_ins(settings, tiny_weights, tiny_roberta)
         apply_sets(settings, tiny(TINY_CAST))
         settings.epochs, settings.batch_size, settings.val_batch_size = 1, 8, 8
     result = train(method, settings, tmp_path / "run", show_progress=False, expected=raw.get("expected"))
     assert result["epochs"] == 1 and all(row["total"] == row["total"] for row in result["history"])  # no NaN
-    assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
+    saved = "head/model.safetensors" if method == "avagformer" else "model.safetensors"
+    assert (tmp_path / "run" / "model" / saved).is_file()
 
 
 def test_votes_come_from_the_recipe():

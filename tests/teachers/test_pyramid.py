@@ -8,18 +8,6 @@ from afcli.errors import InputError
 from afcli.teachers.pyramid import load_pyramid
 
 
-@pytest.fixture(scope="module")
-def tiny_pvt(tmp_path_factory):
-    transformers = pytest.importorskip("transformers")
-    config = transformers.PvtV2Config(
-        hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1], num_attention_heads=[1, 1, 1, 1], mlp_ratios=[2, 2, 2, 2]
-    )
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("pvt")
-    transformers.PvtV2ForImageClassification(config).save_pretrained(folder)  # as OpenGVLab's checkpoints
-    return folder
-
-
 def test_pvt_gives_stages_two_to_four(tiny_pvt):
     pyramid = load_pyramid("pvt-v2:b5", weights=str(tiny_pvt), input_size=64)
     assert pyramid.channels == (16, 24, 32)
