@@ -12,7 +12,8 @@ from afcli.console import emit, progress, stdout, table
 from afcli.eval.benchmarks import BENCHMARKS
 
 app = typer.Typer(
-    help="Evaluate: CAST on LASO / PIAD / PIADv2 / the built-in set, saved predictions, the part probe.",
+    help="Evaluate: CAST on LASO / PIAD / PIADv2 / the built-in set, AVAGFormer on AVAGD, saved predictions, "
+    "the part probe.",
     no_args_is_help=True,
 )
 
@@ -131,8 +132,93 @@ def _benchmark_command(benchmark: str):
     return command
 
 
-for _name in BENCHMARKS:
-    app.command(_name)(handle_errors(_benchmark_command(_name)))
+for _name, _row in BENCHMARKS.items():
+    if _row.output == "heat maps":
+        app.command(_name)(handle_errors(_benchmark_command(_name)))
+
+
+AVAGD_COLUMNS = ["", "pairs", "mIoU_f %", "F_f %", "mIoU_d %", "F_d %"]
+
+
+def _avagd_rows(prefix: str, results: dict, pairs: dict | None = None) -> list[tuple]:
+    rows = []
+    for split, by_model in results.items():
+        for model, heads in by_model.items():
+            f, d = heads["function"], heads["dependency"]
+            count = str(pairs[split]) if pairs else str(f["samples"])
+            values = [f["miou"], f["f"], d["miou"], d["f"]]
+            rows.append((f"{prefix}{split}: {model}", count, *(f"{100 * v:.2f}" for v in values)))
+    return rows
+
+
+@app.command("avagd")
+@handle_errors
+def avagd(
+    checkpoint: Optional[List[Path]] = typer.Option(
+        None, "--checkpoint", help="An AVAGFormer run directory (its best model); repeat to compare runs."
+    ),
+    predictions: Optional[Path] = typer.Option(
+        None,
+        "--predictions",
+        help="Score saved masks instead: a .npz with function, dependency (logits; kind='probabilities' "
+        "for sigmoid outputs), function_gt, dependency_gt (N, H, W) and optionally split (N,).",
+    ),
+    store: Optional[Path] = typer.Option(None, "--store", help="Image store with sounds [the run's training store]."),
+    split: str = typer.Option("both", "--split", help="seen (the val split), unseen, or both."),
+    protocol: str = typer.Option(
+        "avagformer", "--protocol", help="avagformer (its test.py, per pair) or avsbench (batches of 10 frames)."
+    ),
+    save_predictions: Optional[Path] = typer.Option(
+        None, "--save-predictions", help="Write the masks to FILE.npz (what --predictions scores)."
+    ),
+    figures: Optional[Path] = typer.Option(
+        None, "--figures", help="Write DIR/gallery.png: worst and best pairs, image, truth and prediction."
+    ),
+    recipe: Optional[Path] = typer.Option(
+        None, "--recipe", help="Compare with this recipe's expected numbers [the run's]."
+    ),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    json: JsonOption = False,
+) -> None:
+    """Function and dependency mIoU and F-score (β² = 0.3) on AVAGD's seen and unseen pairs, beside an
+    all-background and an all-object prediction and the paper's Table 5."""
+    apply_json(json)
+    from afcli.errors import InputError
+    from afcli.eval.avagd import AVAGDOptions, comparison, evaluate_run, score_file
+
+    if (predictions is None) == (not checkpoint):
+        raise InputError("give --checkpoint RUN (one or more) or --predictions FILE.npz")
+    if predictions is not None:
+        result = score_file(predictions, AVAGDOptions(protocol=protocol).check().protocol)
+        emit(
+            result,
+            lambda r: stdout.print(
+                table(f"{r['predictions']} ({r['protocol']} protocol)", AVAGD_COLUMNS, _avagd_rows("", r["results"]))
+            ),
+        )
+        return
+    splits = ("seen", "unseen") if split == "both" else (split,)
+    options = AVAGDOptions(store, splits, protocol, device, 8, save_predictions, figures, recipe).check()
+    if len(checkpoint) > 1 and (save_predictions or figures):
+        raise InputError("--save-predictions and --figures take one --checkpoint")
+    results = []
+    for run in checkpoint:
+        with progress(f"eval avagd {run}"):
+            results.append(evaluate_run(run, options))
+
+    def show(rs: list) -> None:
+        rows = [row for r in rs for row in _avagd_rows(f"{r['run']} " if len(rs) > 1 else "", r["results"], r["pairs"])]
+        stdout.print(table(f"avagd ({rs[0]['protocol']} protocol)", AVAGD_COLUMNS, rows))
+        for r in rs:
+            if r["expected"]:
+                stdout.print(
+                    table(f"{r['run']}: obtained vs the paper", ["split", "metric", "obtained", "paper"], comparison(r))
+                )
+            for key in ("predictions", "figures"):
+                if key in r:
+                    stdout.print(f"{key}: {r[key]}")
+
+    emit(results, show)
 
 
 @app.command("affordance")

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 class Benchmark:
     help: str
     subsets: str | None = None  # "module:function" (object, affordance) → subset name, scored apart
+    # What its runs predict: per-point heat maps (scored by afcli.eval.affordance, one command shape
+    # for all such rows) or 2D masks (afcli.eval.avagd, its own command).
+    output: str = "heat maps"
 
 
 BENCHMARKS = {
@@ -20,4 +23,8 @@ BENCHMARKS = {
     "piad": Benchmark("PIAD test queries (image prompts), Seen or Unseen as imported."),
     "piadv2": Benchmark("PIADv2 test queries (image prompts), the setting imported."),
     "synth": Benchmark("The built-in set's held-out queries (text and rendered-image prompts)."),
+    "avagd": Benchmark(
+        "AVAGD (or the built-in audio-visual set): function and dependency masks from sound, seen and unseen.",
+        output="masks",
+    ),
 }

@@ -78,6 +78,8 @@ METHODS: dict[str, Method] = {
         task="afcli.methods.avagformer.task:AVAGFormerTask",
         prepare="afcli.methods.avagformer.task:prepare_run",
         options="afcli.methods.avagformer.cli:OPTIONS",
+        predictor="afcli.methods.avagformer.predict:predict_run",
+        benchmarks=("avagd",),
     ),
 }
 

@@ -68,3 +68,60 @@ def test_saved_run_predicts_the_same(task, tmp_path):
         )
     result = task.validate(net)
     assert {"score", "function_miou", "dependency_f", "dependency_samples"} <= set(result)
+
+
+@pytest.fixture(scope="module")
+def avagformer_run(av_store, tmp_path_factory):
+    from afcli.methods import train
+
+    settings = AVAGFormerSettings()
+    settings.data.store, settings.device = str(av_store), "cpu"
+    settings.image_backbone.name, settings.audio.encoder = "effnet-lite0", "soundnet8"
+    apply_sets(settings, TINY_AVAGFORMER)
+    settings.epochs, settings.batch_size, settings.val_batch_size = 1, 8, 8
+    run = tmp_path_factory.mktemp("avagformer") / "run"
+    expected = {"seen": {"miou_f": 63.08}, "unseen": {"miou_f": 19.59, "f_d": 74.09}}
+    train("avagformer", settings, run, show_progress=False, expected=expected)
+    return run
+
+
+def test_eval_scores_runs_and_their_saved_masks_alike(avagformer_run, tmp_path, afcli_run):
+    import json
+
+    from afcli.eval.avagd import AVAGDOptions, comparison, evaluate_run, score_file
+
+    options = AVAGDOptions(device="cpu", save_predictions=tmp_path / "p.npz", figures=tmp_path / "fig")
+    result = evaluate_run(avagformer_run, options)
+    assert set(result["results"]) == {"seen", "unseen"}
+    seen = result["results"]["seen"]
+    assert set(seen) == {"model", "all background", "all object"}
+    assert seen["all background"]["function"]["miou"] == 0.0  # every seen image shows its function part
+    assert (tmp_path / "fig" / "gallery.png").is_file()
+    rescored = score_file(tmp_path / "p.npz")["results"]
+    for split in ("seen", "unseen"):
+        for head in ("function", "dependency"):
+            for key in ("miou", "f", "samples"):
+                assert rescored[split]["model"][head][key] == pytest.approx(
+                    result["results"][split]["model"][head][key], abs=1e-6
+                )
+    assert [row[:2] for row in comparison(result)] == [("seen", "miou_f"), ("unseen", "miou_f"), ("unseen", "f_d")]
+    shown = json.loads(
+        afcli_run(
+            "--json", "eval", "avagd", "--checkpoint", avagformer_run, "--split", "unseen", "--device", "cpu"
+        ).stdout
+    )
+    assert shown[0]["results"]["unseen"]["model"] == result["results"]["unseen"]["model"]
+
+
+def test_eval_refuses_bad_prediction_files(tmp_path, afcli_run):
+    np.savez(tmp_path / "short.npz", function=np.zeros((2, 4, 4)))
+    out = afcli_run("eval", "avagd", "--predictions", tmp_path / "short.npz", check=2)
+    assert "short.npz: no 'function_gt' array" in out.stderr
+    arrays = {k: np.zeros((2, 4, 4)) for k in ("function", "dependency", "function_gt", "dependency_gt")}
+    arrays["function"][0, 0, 0] = np.nan
+    np.savez(tmp_path / "nan.npz", **arrays)
+    assert (
+        "nan.npz: predictions hold NaN"
+        in afcli_run("eval", "avagd", "--predictions", tmp_path / "nan.npz", check=2).stderr
+    )
+    assert "give --checkpoint" in afcli_run("eval", "avagd", check=2).stderr

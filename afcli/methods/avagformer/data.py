@@ -8,6 +8,7 @@ horizontal flip with p 0.5, ColorJitter(0.2, 0.2, 0.2, 0.1) on the image; every 
 from __future__ import annotations
 
 import math
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -18,18 +19,34 @@ from afcli.errors import InputError
 from afcli.images import color_jitter
 from afcli.store import open_store
 from afcli.store.clips import read_pairs
+from afcli.store.schema import decode
 from afcli.teachers.base import IMAGENET_MEAN, IMAGENET_STD
 
 
+def held_out(sample_id: str, fraction: float) -> bool:
+    """Whether a training image is in the selection hold-out (a fixed share, by id hash)."""
+    return zlib.crc32(sample_id.encode("utf-8")) % 10_000 < fraction * 10_000
+
+
 class PairData(torch.utils.data.Dataset):
-    def __init__(self, store, split: str, tokens: torch.Tensor, size: int, training=False, augment="none", seed=0):
+    """The pairs of ``split`` (train, val, unseen); ``holdout`` > 0 splits the training images: ``train``
+    leaves the held-out share out, ``holdout`` is that share."""
+
+    def __init__(
+        self, store, split: str, tokens: torch.Tensor, size: int, training=False, augment="none", seed=0, holdout=0.0
+    ):
         self.store, self.split, self.tokens, self.size = Path(store), split, tokens, size
         self.training, self.augment, self.seed, self.epoch = training, augment, seed, 0
         with open_store(self.store) as f:
             if "pairs/sample" not in f:
                 raise InputError("not an audio-visual store (no /pairs: afcli data import --benchmark avagd)", store)
             samples, clips, splits = read_pairs(f)
-        keep = np.flatnonzero(np.array(splits) == split)
+            ids = decode(f["samples/id"][:])
+        chosen = np.array(splits) == ("train" if split == "holdout" else split)
+        if holdout > 0 and split in ("train", "holdout"):
+            aside = np.array([held_out(ids[row], holdout) for row in samples], bool)
+            chosen &= aside if split == "holdout" else ~aside
+        keep = np.flatnonzero(chosen)
         self.samples, self.clips = samples[keep], clips[keep]
         self._file = None
 

@@ -1,6 +1,5 @@
 """The AVAGFormer training task for the shared loop (afcli.engine.trainer) and its run preparation:
-every clip of the store encoded once by the frozen audio encoder (the released model runs VGGish
-under no_grad always), into ``audio.pt`` in the run directory."""
+every clip of the store encoded once by the frozen audio encoder (afcli.methods.avagformer.audio)."""
 
 from __future__ import annotations
 
@@ -12,6 +11,7 @@ import torch
 from afcli.engine.checkpoint import load_checkpoint, save_atomic
 from afcli.errors import InputError
 from afcli.losses.avagd import avagd_loss
+from afcli.methods.avagformer.audio import AUDIO_FILE, encode_clips
 from afcli.methods.avagformer.data import PairData
 from afcli.methods.avagformer.net import AudioVisualNet
 from afcli.methods.avagformer.predict import predict
@@ -19,12 +19,11 @@ from afcli.methods.avagformer.settings import AVAGFormerSettings
 from afcli.metrics.avagd import score
 from afcli.models.avagformer import AVAGFormer
 
-AUDIO_FILE = "audio.pt"
-
 
 class AVAGFormerTask:
-    """Function and dependency masks from image and sound; selection on val by the released
-    criterion, (mIoU_f + mIoU_d) / 2, scored per pair as AVAGFormer's test protocol."""
+    """Function and dependency masks from image and sound; the best epoch by the released criterion,
+    (mIoU_f + mIoU_d) / 2, scored per pair as AVAGFormer's test protocol, on the selection pairs
+    (``settings.selection``)."""
 
     find_unused_parameters = True  # the frozen backbone, and the mixer's constant bias nets
 
@@ -51,6 +50,10 @@ class AVAGFormerTask:
                     scale = self.settings.image_backbone.lr_scale if inside else 1.0
                     groups.append({"params": params, "weight_decay": group["weight_decay"], "lr_scale": scale})
         return groups
+
+    @property
+    def holdout(self) -> float:
+        return self.settings.holdout if self.settings.selection == "holdout" else 0.0
 
     def backbone_trains(self, epoch: int) -> bool:
         b = self.settings.image_backbone
@@ -89,7 +92,8 @@ class AVAGFormerTask:
     def validate(self, net: AudioVisualNet) -> dict:
         s = self.settings
         if self._val is None:
-            self._val = PairData(s.data.store, "val", self.tokens, s.image_backbone.size)
+            split = "holdout" if s.selection == "holdout" else "val"
+            self._val = PairData(s.data.store, split, self.tokens, s.image_backbone.size, holdout=self.holdout)
         device = next(net.head.parameters()).device
         logits, targets = predict(net, self._val, s.val_batch_size, device)
         result = score(logits, targets)
@@ -113,35 +117,6 @@ class AVAGFormerTask:
         net.save(folder, spec, backbone_trained=trained)
 
 
-def encode_clips(settings: AVAGFormerSettings, store: Path, device) -> tuple[torch.Tensor, list[str]]:
-    """(C, T, D) float16 tokens of every clip in ``store`` with the run's audio encoder, and the clip ids."""
-    from afcli.audio import load_audio_encoder
-    from afcli.audio.logmel import SAMPLE_RATE, fit_examples
-    from afcli.console import progress
-    from afcli.store import open_store
-    from afcli.store.clips import clip_logmel, clip_wave, read_clips
-
-    a = settings.audio
-    encoder = load_audio_encoder(a.encoder, a.weights, device=device)
-    tokens = []
-    with open_store(store) as f, progress("encode sounds") as (advance, set_total):
-        table = read_clips(f, store)
-        set_total(len(table))
-        for row in range(len(table)):
-            if a.encoder.startswith("vggish"):
-                examples = torch.from_numpy(clip_logmel(f, table, row))[:, None]
-                tokens.append(encoder.embed_examples(fit_examples(examples, a.segments, a.padding)))
-            else:
-                wave = clip_wave(f, table, row)
-                if wave is None:
-                    raise InputError(
-                        f"clip {table.id[row]} holds only a log-mel: {a.encoder} needs its waveform", store
-                    )
-                tokens.append(encoder(torch.from_numpy(wave), SAMPLE_RATE, a.segments, a.padding))
-            advance()
-    return torch.stack(tokens).cpu().half(), table.id
-
-
 def prepare_run(settings: AVAGFormerSettings, run_dir: Path, new: bool) -> AVAGFormerSettings:
     """A new run encodes every clip into ``audio.pt`` and takes the head's input widths from the
     audio encoder and the image backbone."""
@@ -151,9 +126,10 @@ def prepare_run(settings: AVAGFormerSettings, run_dir: Path, new: bool) -> AVAGF
     from afcli.teachers.pyramid import load_pyramid
 
     store = Path(settings.data.store)
-    for split in ("train", "val"):
-        if not len(PairData(store, split, torch.zeros(0), settings.image_backbone.size)):
-            raise InputError(f"fine-tuning needs train and val pairs; the store has no {split} pairs", store)
+    holdout = settings.holdout if settings.selection == "holdout" else 0.0
+    for split in ("train", "holdout" if holdout else "val"):
+        if not len(PairData(store, split, torch.zeros(0), settings.image_backbone.size, holdout=holdout)):
+            raise InputError(f"fine-tuning needs train and {split} pairs; the store has none of the second", store)
     tokens, ids = encode_clips(settings, store, pick_device(settings.device))
     settings.model.audio_dim = int(tokens.shape[-1])
     b = settings.image_backbone
