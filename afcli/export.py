@@ -51,9 +51,11 @@ def export_run(
     return load(method.exporter)(run, fmt, out, num_points, store)
 
 
-def export_graph(wrapper: torch.nn.Module, inputs: tuple, names: list[str], fmt: str, out: Path) -> dict:
-    """Trace ``wrapper`` on ``inputs`` (called ``names``) into ``out`` and check the exported graph
-    against PyTorch: the largest absolute difference of their outputs."""
+def export_graph(
+    wrapper: torch.nn.Module, inputs: tuple, names: list[str], fmt: str, out: Path, output: str = "heat"
+) -> dict:
+    """Trace ``wrapper`` on ``inputs`` (called ``names``; its one output called ``output``) into ``out``
+    and check the exported graph against PyTorch: the largest absolute difference of their outputs."""
     onnxruntime = _onnx_runtime() if fmt == "onnx" else None
     with torch.no_grad():
         reference = wrapper(*inputs)  # with whichever ops backend the user has
@@ -62,7 +64,7 @@ def export_graph(wrapper: torch.nn.Module, inputs: tuple, names: list[str], fmt:
             torch.jit.trace(wrapper, inputs, check_trace=False).save(str(tmp))
             exported = torch.jit.load(str(tmp))(*inputs)
         else:
-            exported = _onnx(wrapper, inputs, names, tmp, onnxruntime)
+            exported = _onnx(wrapper, inputs, names, output, tmp, onnxruntime)
     return {
         "out": str(out),
         "format": fmt,
@@ -77,9 +79,9 @@ def _onnx_runtime():
     return require("onnxruntime", "ONNX export")
 
 
-def _onnx(wrapper, inputs, names, path: Path, onnxruntime) -> torch.Tensor:
+def _onnx(wrapper, inputs, names, output: str, path: Path, onnxruntime) -> torch.Tensor:
     torch.onnx.export(
-        wrapper, inputs, str(path), input_names=names, output_names=["heat"], dynamo=False, opset_version=17
+        wrapper, inputs, str(path), input_names=names, output_names=[output], dynamo=False, opset_version=17
     )
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return torch.from_numpy(session.run(None, {name: t.numpy() for name, t in zip(names, inputs)})[0])

@@ -10,14 +10,18 @@ import typer
 from afcli.cli.common import JsonOption, apply_json, handle_errors
 from afcli.console import emit, stdout
 
-app = typer.Typer(help="Export CAST models (TorchScript, ONNX) and heat-map point clouds (PLY).", no_args_is_help=True)
+app = typer.Typer(
+    help="Export CAST and AVAGFormer models (TorchScript, ONNX) and heat-map point clouds (PLY).", no_args_is_help=True
+)
 
 
 def _model_command(fmt: str, title: str, suffix: str):
     def command(
-        checkpoint: Path = typer.Option(..., "--checkpoint", help="A CAST run directory (its best-on-val model)."),
+        checkpoint: Path = typer.Option(
+            ..., "--checkpoint", help="A CAST or AVAGFormer run directory (its best-on-val model)."
+        ),
         out: Path = typer.Option(..., "--out", help=f"File to write ({suffix})."),
-        points: int = typer.Option(2048, "--points", help="Points per cloud, fixed in the exported graph."),
+        points: int = typer.Option(2048, "--points", help="CAST: points per cloud, fixed in the exported graph."),
         store: Optional[Path] = typer.Option(
             None, "--store", help="Store with a sample to check the export on [the run's training store]."
         ),
@@ -35,7 +39,9 @@ def _model_command(fmt: str, title: str, suffix: str):
             ),
         )
 
-    command.__doc__ = f"CAST as {title}, checked against PyTorch on a store sample (max abs difference printed)."
+    command.__doc__ = (
+        f"A CAST or AVAGFormer run as {title}, checked against PyTorch on a store sample (max abs difference printed)."
+    )
     return command
 
 

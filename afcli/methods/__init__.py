@@ -80,6 +80,7 @@ METHODS: dict[str, Method] = {
         options="afcli.methods.avagformer.cli:OPTIONS",
         predictor="afcli.methods.avagformer.predict:predict_run",
         benchmarks=("avagd",),
+        exporter="afcli.methods.avagformer.export:export_model",
     ),
 }
 

@@ -139,7 +139,7 @@ class Mixer(nn.Module):
     def forward(self, maps: list[torch.Tensor], audio: torch.Tensor) -> dict:
         out = {}
         for task_index, task in enumerate(TASKS):
-            index = torch.full((audio.shape[0],), task_index, device=audio.device)
+            index = torch.full((audio.shape[0],), task_index, dtype=torch.long, device=audio.device)
             pv, pa = self.prompt_vision(index), self.prompt_audio(index)
             visions, audios = [], []
             for level, m in enumerate(maps):

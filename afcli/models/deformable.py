@@ -95,7 +95,7 @@ class DeformableEncoder(nn.Module):
         self.layers = nn.ModuleList(layer(dim, levels, heads, points, ffn, dropout) for _ in range(layers))
 
     def forward(self, maps: list[torch.Tensor]) -> list[torch.Tensor]:
-        shapes = [tuple(m.shape[-2:]) for m in maps]
+        shapes = [(int(m.shape[-2]), int(m.shape[-1])) for m in maps]  # constants when traced
         dim = maps[0].shape[1]
         tokens = torch.cat([m.flatten(2).transpose(1, 2) for m in maps], 1)
         position = torch.cat(

@@ -60,17 +60,29 @@ class EffNetPyramid(Pyramid):
 
         self.net, path = load_effnet_lite0(weights)
         self.name, self.weights, self.weights_sha256 = "effnet-lite0", str(path), sha256_of(path)
-        self.channels = (40, 112, 320)
         self.preprocess = Preprocess(input_size, IMAGENET_MEAN, IMAGENET_STD, "bilinear")
+        self.taps = self._last_block_per_stride()  # fixed indices: the graph traces the same
+        self.channels = tuple(self.net._blocks[i]._bn2.num_features for i in self.taps)
+
+    def _last_block_per_stride(self) -> list[int]:
+        from afcli.teachers.effnet import stem
+
+        with torch.no_grad():
+            x, last = stem(self.net, torch.zeros(1, 3, 64, 64)), {}
+            for index, block in enumerate(self.net._blocks):
+                x = block(x)
+                last[64 // x.shape[-1]] = index
+        return [last[stride] for stride in STRIDES]
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         from afcli.teachers.effnet import stem
 
-        x, maps = stem(self.net, images), {}
-        for block in self.net._blocks:
+        x, maps = stem(self.net, images), []
+        for index, block in enumerate(self.net._blocks):
             x = block(x)
-            maps[images.shape[-1] // x.shape[-1]] = x  # the last block at each stride
-        return [maps[stride] for stride in STRIDES]
+            if index in self.taps:
+                maps.append(x)
+        return maps
 
 
 @dataclass(frozen=True)

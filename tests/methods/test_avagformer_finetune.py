@@ -125,3 +125,14 @@ def test_eval_refuses_bad_prediction_files(tmp_path, afcli_run):
         in afcli_run("eval", "avagd", "--predictions", tmp_path / "nan.npz", check=2).stderr
     )
     assert "give --checkpoint" in afcli_run("eval", "avagd", check=2).stderr
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_export_matches_pytorch(avagformer_run, tmp_path, fmt):
+    from afcli.export import export_run
+
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime")
+    result = export_run(avagformer_run, fmt, tmp_path / f"model.{fmt}")
+    assert result["inputs"] == {"image": [1, 3, 64, 64], "audio": [1, 3, 1024]}
+    assert result["max_abs_difference"] < 1e-4
