@@ -104,6 +104,8 @@ def synthesize_av(
             raise InputError(f"--{name} must be at least 1, got {value}")
     if size < 32:
         raise InputError(f"--size must be at least 32 pixels, got {size}")
+    asked = {"shapes": shapes, "views": views, "size": size, "clips": clips, "pairs": pairs, "seed": seed}
+    _refuse_another_set(out, asked)
     recordings = real_recordings(real_root)
     rows: dict[str, list[dict]] = {"train": [], "val": [], "unseen": []}
     for index, action in enumerate(ACTIONS):
@@ -132,12 +134,29 @@ def synthesize_av(
     manifest = {
         "format": "afcli-avsynth",
         "version": 1,
-        "seed": seed,
+        "settings": asked,
         "actions": [asdict(a) | {"unseen": (a.category, a.action) in UNSEEN} for a in ACTIONS],
         "real_recordings": real,
     }
     write_text(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     return {"out": str(out), "pairs": {split: len(r) for split, r in rows.items()}, "real_recordings": real}
+
+
+def _refuse_another_set(out: Path, asked: dict) -> None:
+    """Writing into a folder that holds another set would mix two sets in its csv files and stores;
+    the same command again rewrites identical files."""
+    if not (out / MANIFEST).is_file():
+        return
+    try:
+        existing = json.loads((out / MANIFEST).read_text())["settings"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise InputError(
+            f"already holds a {MANIFEST} that is not an audio-visual set; choose another folder", out
+        ) from None
+    if existing != asked:
+        raise InputError(
+            f"already holds a set made with {existing} (this asks for {asked}); choose another folder", out
+        )
 
 
 def _render_views(out: Path, folder: str, action: Action, shape: int, views: int, size: int, rng) -> list[dict]:

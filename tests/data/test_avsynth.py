@@ -74,3 +74,11 @@ def test_same_seed_same_set(avset, tmp_path):
         "audio/knife/chop/synth_0.wav",
     ):
         assert (out / name).read_bytes() == (tmp_path / name).read_bytes()
+
+
+def test_another_set_in_the_same_folder_is_refused(avset):
+    from afcli.errors import InputError
+
+    out, _ = avset
+    with pytest.raises(InputError, match="already holds a set made with"):
+        synthesize_av(out, shapes=6, views=1, size=64, clips=2, pairs=2, seed=1)
