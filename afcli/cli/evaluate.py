@@ -61,7 +61,10 @@ def _benchmark_command(benchmark: str):
             help="standard (LASO / IAGNet / GREAT, per sample) or cmat-pooled (the CMAT code).",
         ),
         prompt: str = typer.Option(
-            "auto", "--prompt", help="Prompts to feed: text, image, both, or auto (every encoder of the run)."
+            "auto",
+            "--prompt",
+            help="Prompts to feed: auto (every encoder of the run), text, image, audio, or several joined by + "
+            "(text+audio); both = text+image. Absent modalities get the null token.",
         ),
         save_predictions: Optional[Path] = typer.Option(
             None, "--save-predictions", help="Write pred, gt, object, affordance to FILE.npz."

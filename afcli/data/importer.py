@@ -24,6 +24,7 @@ import torch
 from afcli.data.affordance import PIAD_AFFORDANCES, default_question, heat_maps
 from afcli.data.geometry import sample_surface
 from afcli.data.readers import CLOUD_SUFFIXES, MESH_SUFFIXES, is_piad_file, read_geometry, read_piad
+from afcli.data.sounds import sound_prompt
 from afcli.data.synth import MANIFEST, SYNTH_FORMAT
 from afcli.errors import InputError
 from afcli.store.queries import Query, add_queries, ensure_queries, hash_split
@@ -235,8 +236,9 @@ def _write_part_queries(writer: StoreWriter, by_row: dict[int, Source], everythi
     Image prompt: another *training* instance of the category that offers the affordance (any other
     instance when there is none), rendered with it highlighted (``render:<id>``), picked by a hash of
     the query id — so the built-in set exercises image prompts offline, and held-out shapes are asked
-    about with pictures of other objects, as PIAD's images are. Written for every row on each run
-    (metadata, no sampling).
+    about with pictures of other objects, as PIAD's images are. Sound prompt: a variant of the sound
+    the affordance's action makes (afcli.data.sounds.sound_prompt), where it makes one. Written for
+    every row on each run (metadata, no sampling).
     """
     candidates: dict[tuple[str, str], list[str]] = {}
     training: dict[tuple[str, str], list[str]] = {}
@@ -259,7 +261,10 @@ def _write_part_queries(writer: StoreWriter, by_row: dict[int, Source], everythi
             ]
             image = f"render:{others[zlib.crc32(query_id.encode()) % len(others)]}" if others else ""
             questions = (source.questions or {}).get(affordance) or [default_question(affordance, source.category)]
-            queries.append(Query(query_id, row, source.category.lower(), affordance, split, questions, image))
+            sound = sound_prompt(affordance, query_id)
+            queries.append(
+                Query(query_id, row, source.category.lower(), affordance, split, questions, image, audio=sound)
+            )
     writer.add_rows(add_queries, queries)
 
 

@@ -18,10 +18,49 @@ Sounds are mono float32 in [-1, 1] at :data:`RATE` (16 kHz, VGGish's rate).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 RATE = 16000
 KINDS = ("impact", "scrape", "pour", "click", "creak", "flow")
+SYNTH_PREFIX = "synth:"
+VARIANTS = 8  # sound variants per kind that the built-in set's queries draw from
+
+# The sound an affordance's action makes on the built-in shapes (PIAD's vocabulary); grasping, lifting
+# and wearing make none, so their queries have no sound prompt.
+AFFORDANCE_SOUNDS = {
+    "cut": "scrape",
+    "stab": "impact",
+    "pour": "pour",
+    "contain": "pour",
+    "open": "click",
+    "sit": "creak",
+    "push": "creak",
+    "move": "scrape",
+    "support": "impact",
+}
+
+
+def sound_prompt(affordance: str, key: str) -> str:
+    """The built-in set's sound prompt for a query (``synth:<kind>:<variant>``, the variant by a hash
+    of ``key``), or "" when the affordance makes no sound."""
+    import zlib
+
+    kind = AFFORDANCE_SOUNDS.get(affordance)
+    return f"{SYNTH_PREFIX}{kind}:{zlib.crc32(key.encode('utf-8')) % VARIANTS}" if kind else ""
+
+
+def read_sound(spec: str, folder: Path) -> tuple[np.ndarray, int]:
+    """A sound prompt as (mono float32 samples, rate): ``synth:<kind>:<variant>`` made here, else an
+    audio file relative to ``folder``."""
+    if spec.startswith(SYNTH_PREFIX):
+        kind, _, variant = spec[len(SYNTH_PREFIX) :].partition(":")
+        return synthesize(kind, int(variant)), RATE
+    from afcli.audio import read_audio
+
+    wave, rate = read_audio(folder / spec)
+    return wave.numpy(), rate
 
 
 def synthesize(kind: str, seed: int, seconds: float = 2.0, rate: int = RATE) -> np.ndarray:

@@ -30,7 +30,7 @@ class EvalOptions:
     split: str = "test"
     votes: int | None = None
     protocol: str = "standard"
-    use: str = "auto"  # text, image, both, auto (every encoder the run has)
+    use: str = "auto"  # auto (every encoder the run has), both (text + image), or kinds joined by +
     batch_size: int = 16
     device: str = "auto"
     save_predictions: Path | None = None
@@ -52,6 +52,7 @@ class Predictions:
     prompts: list[str]
     model: Path
     info: dict = field(default_factory=dict)
+    groups: dict[str, np.ndarray] = field(default_factory=dict)  # further subsets scored apart, by name
 
 
 def expected_numbers(run: Path, recipe: Path | None, method) -> dict:
@@ -90,6 +91,7 @@ def evaluate_run(run: str | Path, options: EvalOptions, advance=None, on_total=N
         subset_of = load(benchmark.subsets)
         subsets = np.array([subset_of(o, a) or "" for o, a in zip(found.objects, found.affordances)])
         groups = {"seen": subsets == "seen", "unseen": subsets == "unseen", "all": groups["all"]}
+    groups.update(found.groups)
     results = {}
     for name, keep in groups.items():
         if keep.any():

@@ -51,6 +51,7 @@ class CASTConfig:
     head_hidden: int = 128
     text_dim: int | None = 768  # RoBERTa-base; None: no text prompts
     image_dim: int | None = 768  # DINOv3 ViT-B/16; None: no image prompts
+    audio_dim: int | None = None  # afcli: the sound of the action (afcli.audio encoders); None: none
     type_embeddings: str = "modality"
     null_prompt: bool = True
 
@@ -62,8 +63,8 @@ class CASTConfig:
             raise InputError(f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
         if self.type_embeddings not in ("modality", "shared"):
             raise InputError(f"type_embeddings must be modality or shared, got {self.type_embeddings!r}")
-        if self.text_dim is None and self.image_dim is None:
-            raise InputError("CAST needs a text or an image prompt encoder (text_dim / image_dim)")
+        if self.text_dim is None and self.image_dim is None and self.audio_dim is None:
+            raise InputError("CAST needs a text, image or audio prompt encoder (text_dim / image_dim / audio_dim)")
         if self.width % self.fusion_heads:
             raise InputError(f"width {self.width} must divide by fusion_heads {self.fusion_heads}")
         return self
@@ -101,13 +102,18 @@ class CAST(PretrainedModel, nn.Module):
         self.point_projection = nn.Linear(c.backbone.trans_dim, c.width)
         self.text_projection = nn.Linear(c.text_dim, c.width) if c.text_dim else None
         self.image_projection = nn.Linear(c.image_dim, c.width) if c.image_dim else None
-        kinds = ["point", "text", "image"] if c.type_embeddings == "modality" else ["point", "prompt"]
+        self.audio_projection = nn.Linear(c.audio_dim, c.width) if c.audio_dim else None
+        # Text and image always have their type and null tokens (a model trained with one encoder
+        # still fuses the other's null token); audio, afcli's addition, only in models that take it,
+        # so that CAST models saved before it load unchanged.
+        prompt_kinds = ["text", "image"] + (["audio"] if c.audio_dim else [])
+        kinds = ["point", *prompt_kinds] if c.type_embeddings == "modality" else ["point", "prompt"]
         self.type_embedding = nn.ParameterDict(
             {kind: nn.Parameter(torch.randn(1, 1, c.width) * 0.02) for kind in kinds}
         )
-        if c.null_prompt:  # for both modalities: one trained without an encoder still has its null token
+        if c.null_prompt:
             self.null_token = nn.ParameterDict(
-                {kind: nn.Parameter(torch.randn(1, 1, c.width) * 0.02) for kind in ("text", "image")}
+                {kind: nn.Parameter(torch.randn(1, 1, c.width) * 0.02) for kind in prompt_kinds}
             )
         self.propagate = Propagate(c.width)
         layer = nn.TransformerEncoderLayer(
@@ -125,16 +131,16 @@ class CAST(PretrainedModel, nn.Module):
             nn.Dropout(c.dropout),
             nn.Linear(c.head_hidden, 1),
         )
-        for projection in (self.point_projection, self.text_projection, self.image_projection):
+        for projection in (self.point_projection, self.text_projection, self.image_projection, self.audio_projection):
             if projection is not None:
                 nn.init.xavier_uniform_(projection.weight)
                 nn.init.zeros_(projection.bias)
 
     def _prompt(self, kind: str, tokens, mask, present, batch: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-        projection = self.text_projection if kind == "text" else self.image_projection
+        projection = getattr(self, f"{kind}_projection")
         type_key = kind if self.config.type_embeddings == "modality" else "prompt"
         if tokens is None:
-            if not self.config.null_prompt:
+            if not self.config.null_prompt or kind not in self.null_token:
                 return None
             null = self.null_token[kind].expand(batch, -1, -1) + self.type_embedding[type_key]
             return null, torch.zeros(batch, 1, dtype=torch.bool, device=null.device)
@@ -159,14 +165,24 @@ class CAST(PretrainedModel, nn.Module):
         return projected + self.type_embedding[type_key], padding
 
     def forward(
-        self, points, text=None, text_mask=None, image=None, image_mask=None, text_present=None, image_present=None
+        self,
+        points,
+        text=None,
+        text_mask=None,
+        image=None,
+        image_mask=None,
+        text_present=None,
+        image_present=None,
+        audio=None,
+        audio_mask=None,
+        audio_present=None,
     ) -> torch.Tensor:
-        """Per-point logits (B, N). ``text`` / ``image``: prompt-encoder tokens (B, T, D) with masks
-        (B, T), True = a real token; either may be None when the model has null prompts.
+        """Per-point logits (B, N). ``text`` / ``image`` / ``audio``: prompt-encoder tokens (B, T, D)
+        with masks (B, T), True = a real token; any may be None when the model has null prompts.
         ``*_present`` (B,) bool, optional: False swaps that sample's prompt for the null token
-        (training with modality dropout)."""
-        if text is None and image is None:
-            raise InputError("CAST needs a prompt: text, image or both")
+        (training with modality dropout; queries whose action makes no sound)."""
+        if text is None and image is None and audio is None:
+            raise InputError("CAST needs a prompt: text, image, audio or several")
         batch = points.shape[0]
         tokens, centres, _ = self.backbone.forward_features(points)
         geometry = self.point_projection(tokens)
@@ -177,6 +193,7 @@ class CAST(PretrainedModel, nn.Module):
             for p in (
                 self._prompt("text", text, text_mask, text_present, batch),
                 self._prompt("image", image, image_mask, image_present, batch),
+                self._prompt("audio", audio, audio_mask, audio_present, batch),
             )
             if p is not None
         ]

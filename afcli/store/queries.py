@@ -17,6 +17,9 @@ interaction image), so the table sits beside the per-sample arrays instead of du
     /queries/box         (Q,) S256   JSON ``{"subject": [x1, y1, x2, y2], "object": […]}``: the image's
                                      interaction boxes in pixels (PIAD training images, for the
                                      box-preserving crop), or empty. Stores written before it lack it.
+    /queries/audio       (Q,) S512   sound prompt: a file relative to the store's folder, or
+                                     ``synth:<kind>:<variant>`` (afcli.data.sounds; the built-in set,
+                                     for affordances whose action makes a sound), or empty.
 
 The ground truth of a query is ``/labels/affordance[sample, :, channel(affordance)]``;
 ``/labels/annotated`` (S, K) says which channels of a sample carry annotations and ``/labels/split``
@@ -45,8 +48,9 @@ COLUMNS = {
     "text": "S4096",
     "image": "S512",
     "box": "S256",
+    "audio": "S512",
 }
-OPTIONAL = ("box",)  # absent from stores written before it: read as empty
+OPTIONAL = ("box", "audio")  # absent from stores written before them: read as empty
 SPLITS = ("train", "val", "test")
 
 
@@ -66,6 +70,7 @@ class Query:
     text: list[str] = field(default_factory=list)
     image: str = ""
     box: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
+    audio: str = ""
 
 
 def is_query_array(name: str) -> bool:
@@ -93,6 +98,7 @@ def _encoded(query: Query) -> dict[str, object]:
         "text": json.dumps(query.text),
         "image": query.image,
         "box": json.dumps({name: list(corners) for name, corners in query.box.items()}) if query.box else "",
+        "audio": query.audio,
     }
     for column, value in values.items():
         if isinstance(value, str):
@@ -143,6 +149,7 @@ class QueryTable:
     text: list[list[str]]
     image: list[str]
     box: list[dict[str, list[float]]]
+    audio: list[str]
 
     def __len__(self) -> int:
         return len(self.id)
@@ -158,6 +165,7 @@ def read_queries(f: h5py.File, where=None) -> QueryTable:
         )
     columns = {column: f[PREFIX + column][:] for column in COLUMNS if PREFIX + column in f}
     boxes = decode(columns["box"]) if "box" in columns else [""] * len(columns["id"])
+    sounds = decode(columns["audio"]) if "audio" in columns else [""] * len(columns["id"])
     return QueryTable(
         id=decode(columns["id"]),
         sample=columns["sample"].astype(np.int64),
@@ -167,6 +175,7 @@ def read_queries(f: h5py.File, where=None) -> QueryTable:
         text=[json.loads(t) for t in decode(columns["text"])],
         image=decode(columns["image"]),
         box=[json.loads(b) if b else {} for b in boxes],
+        audio=sounds,
     )
 
 

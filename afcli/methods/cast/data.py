@@ -109,10 +109,12 @@ class QueryData(torch.utils.data.Dataset):
         if self.training:
             points = _augment(points, self.augment, rng)
         item = {"points": points, "gt": gt, "query": torch.tensor(r)}
-        text, image = self.prompts["text"], self.prompts["image"]
-        keep_text = keep_image = True
-        if self.training and self.drop and rng.random() < self.drop:
-            keep_text, keep_image = (False, True) if rng.random() < 0.5 else (True, False)
+        text, image, audio = self.prompts["text"], self.prompts["image"], self.prompts.get("audio")
+        kinds = [kind for kind, encoded in (("text", text), ("image", image), ("audio", audio)) if encoded]
+        keep = dict.fromkeys(kinds, True)
+        if self.training and self.drop and rng.random() < self.drop:  # one modality becomes the null token
+            keep[kinds[int(rng.random() * len(kinds))]] = False
+        keep_text, keep_image = keep.get("text", True), keep.get("image", True)
         if text is not None:
             questions = self.table.text[r]
             question = (
@@ -131,6 +133,10 @@ class QueryData(torch.utils.data.Dataset):
             else:
                 item["image"] = torch.tensor(image.keys[image_key(self.table.image[r], self.table.affordance[r])])
             item["image_present"] = torch.tensor(keep_image)
+        if audio is not None:
+            sound = self.table.audio[r]
+            item["audio"] = torch.tensor(audio.keys.get(sound, 0))
+            item["audio_present"] = torch.tensor(keep["audio"] and sound in audio.keys)
         return item
 
     def _picture(self, r: int, rng: np.random.Generator) -> torch.Tensor:

@@ -46,7 +46,7 @@ def example_inputs(
         sample = f["samples/id"][0].decode()
     if points.shape[1] != num_points:
         raise InputError(f"store samples have {points.shape[1]} points, the export takes {num_points}", store)
-    kinds = tuple(kind for kind in ("text", "image") if prompts[kind] is not None)
+    kinds = tuple(kind for kind in ("text", "image", "audio") if prompts[kind] is not None)
     tensors = [points]
     for kind in kinds:
         tensors += [prompts[kind].tokens[:1].float(), prompts[kind].mask[:1]]

@@ -13,8 +13,8 @@ from afcli.models.cast import CAST
 def prompt_inputs(prompts: dict, batch: dict, device) -> dict:
     """CAST keyword inputs for a batch of prompt indices."""
     inputs = {}
-    for kind in ("text", "image"):
-        if prompts[kind] is not None and kind in batch:
+    for kind in ("text", "image", "audio"):
+        if prompts.get(kind) is not None and kind in batch:
             tokens, mask = prompts[kind].tokens, prompts[kind].mask
             index = batch[kind].to(tokens.device)
             inputs[kind] = tokens[index].to(device).float()
@@ -32,7 +32,7 @@ def predict(
     batch_size: int,
     device,
     votes: int = 1,
-    use: tuple[str, ...] = ("text", "image"),
+    use: tuple[str, ...] = ("text", "image", "audio"),
     advance=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Heat maps (Q, N) and ground truth (Q, N) of every query of ``data``. ``votes`` > 1 averages
@@ -98,34 +98,32 @@ def predict_run(run, store, split: str, options, advance=None, on_total=None):
     from afcli.eval.affordance import Predictions
     from afcli.methods.cast.online import tuned_image_encoder
     from afcli.methods.cast.prompts import encode_prompts
-    from afcli.methods.cast.settings import CASTSettings
+    from afcli.methods.cast.settings import PROMPT_KINDS, CASTSettings
     from afcli.runtime import pick_device
     from afcli.store import open_store
     from afcli.store.queries import read_queries
 
-    if options.use not in ("auto", "both", "text", "image"):
-        raise InputError(f"--prompt must be text, image, both or auto, got {options.use!r}")
+    asked = ("text", "image") if options.use == "both" else tuple(options.use.split("+"))
+    if options.use != "auto" and (not asked or any(kind not in PROMPT_KINDS for kind in asked)):
+        raise InputError(f"--prompt must be auto, both, or text, image, audio joined by +, got {options.use!r}")
     run = Path(run)
     settings = read_settings(CASTSettings, run)
     device = pick_device(options.device)
     folder = saved_model(run, "cast", "a CAST run or saved CAST model")
     model = CAST.from_pretrained(folder).to(device)
-    use = (
-        tuple(k for k in ("text", "image") if getattr(settings.prompts, k))
-        if options.use in ("auto", "both")
-        else (options.use,)
-    )
+    trained = tuple(k for k in PROMPT_KINDS if getattr(settings.prompts, k))
+    use = trained if options.use == "auto" else asked
     for kind in use:
-        if options.use != "auto" and getattr(settings.prompts, kind) is None:
+        if kind not in trained:
             raise InputError(f"--prompt {options.use}: the run has no {kind} encoder", run)
-    if not model.config.null_prompt and options.use not in ("auto", "both"):
+    if not model.config.null_prompt and set(use) != set(trained):
         raise InputError("this model has no null prompt: it needs every modality it was trained with", run)
     with open_store(store) as f:
         table = read_queries(f, store)
     rows = table.rows(split)
     if not len(rows):
         raise InputError(f"no {split} queries in the store", store)
-    wanted = dataclasses.replace(settings.prompts, **{kind: None for kind in ("text", "image") if kind not in use})
+    wanted = dataclasses.replace(settings.prompts, **{kind: None for kind in PROMPT_KINDS if kind not in use})
     tuned = tuned_image_encoder(settings.prompts, folder) if "image" in use else None
     prompts = encode_prompts(
         wanted,
@@ -152,4 +150,5 @@ def predict_run(run, store, split: str, options, advance=None, on_total=None):
         prompts=[table.text[r][0] if table.text[r] else Path(table.image[r]).name for r in data.rows],
         model=folder,
         info={"votes": votes, "prompts": list(use), "prompt_encoders": prompts["provenance"]},
+        groups={"with sound": np.array([bool(table.audio[r]) for r in data.rows])} if "audio" in use else {},
     )

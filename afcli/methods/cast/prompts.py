@@ -12,6 +12,7 @@ from afcli.errors import InputError
 from afcli.methods.cast.settings import PromptSettings
 
 PROMPTS_FILE = "prompts.pt"
+KINDS = ("text", "image", "audio")
 
 
 def image_key(image: str, affordance: str) -> str:
@@ -57,10 +58,11 @@ def encode_prompts(
     on_total=None,
     image_encoder=None,
 ) -> dict:
-    """``{"text": EncodedPrompts | None, "image": …, "provenance": {kind: encoder, weights, sha256}}``
-    for the queries ``rows`` of ``table``: every question of each (training) or only the first
-    (evaluation), and every image prompt. ``image_encoder`` replaces the one ``settings`` name
-    (a run's fine-tuned encoder)."""
+    """``{"text": EncodedPrompts | None, "image": …, "audio": …, "provenance": {kind: encoder, weights,
+    sha256}}`` for the queries ``rows`` of ``table``: every question of each (training) or only the
+    first (evaluation), every image prompt and every sound prompt (queries without one are left
+    out: they get the null token). ``image_encoder`` replaces the one ``settings`` name (a run's
+    fine-tuned encoder)."""
     from afcli.images import square
     from afcli.prompts import EncodedPrompts, ImageEncoder, stack
     from afcli.store import open_store
@@ -71,6 +73,7 @@ def encode_prompts(
         else []
     )
     images = sorted({(table.image[r], table.affordance[r]) for r in rows if table.image[r]}) if settings.image else []
+    sounds = sorted({table.audio[r] for r in rows if table.audio[r]}) if settings.audio else []
     if settings.text and any(not table.text[r] for r in rows):
         raise InputError(
             "some queries have no question but the model takes text prompts (set prompts.text: null)", store
@@ -82,7 +85,7 @@ def encode_prompts(
     batch, dtype = 32, getattr(torch, settings.token_dtype)
     (on_total or (lambda n: None))(-(-len(texts) // batch) + -(-len(images) // batch))
     advance = advance or (lambda: None)
-    out = {"text": None, "image": None, "provenance": {}}
+    out = {"text": None, "image": None, "audio": None, "provenance": {}}
     if texts:
         encoder = text_encoder(settings).to(device)
         parts = []
@@ -106,7 +109,29 @@ def encode_prompts(
                 advance()
         out["image"] = EncodedPrompts({image_key(i, a): k for k, (i, a) in enumerate(images)}, *stack(parts, dtype))
         out["provenance"]["image"] = encoder.provenance()
+    if sounds:
+        out["audio"] = _encode_sounds(settings, Path(store), sounds, device, dtype)
+        out["provenance"]["audio"] = {"encoder": settings.audio, "weights": settings.audio_weights}
     return out
+
+
+def _encode_sounds(settings: PromptSettings, store: Path, sounds: list[str], device, dtype):
+    """Each sound prompt → ``audio_segments`` tokens of the run's audio encoder (all real: a short
+    sound is filled by ``audio_padding``)."""
+    from afcli.audio import load_audio_encoder
+    from afcli.data.sounds import read_sound
+    from afcli.prompts import EncodedPrompts
+
+    encoder = load_audio_encoder(settings.audio, settings.audio_weights, device=device)
+    folder = store.resolve().parent
+    tokens = []
+    for sound in sounds:
+        wave, rate = read_sound(sound, folder)
+        tokens.append(encoder(torch.from_numpy(wave), rate, settings.audio_segments, settings.audio_padding).cpu())
+    stacked = torch.stack(tokens).to(dtype)
+    return EncodedPrompts(
+        {s: i for i, s in enumerate(sounds)}, stacked, torch.ones(stacked.shape[:2], dtype=torch.bool)
+    )
 
 
 def text_encoder(settings: PromptSettings):
@@ -120,7 +145,7 @@ def text_encoder(settings: PromptSettings):
 def save_prompts(prompts: dict, run_dir: Path) -> None:
     from afcli.engine.checkpoint import save_atomic
 
-    state = {kind: None if prompts[kind] is None else prompts[kind].state() for kind in ("text", "image")}
+    state = {kind: None if prompts[kind] is None else prompts[kind].state() for kind in KINDS}
     save_atomic({**state, "provenance": prompts["provenance"]}, run_dir / PROMPTS_FILE)
 
 
@@ -131,9 +156,10 @@ def load_prompts(run_dir: Path) -> dict:
 
     if not (run_dir / PROMPTS_FILE).is_file():
         raise InputError(f"no {PROMPTS_FILE} (not a CAST run directory)", run_dir)
+    # runs from before sound prompts have no "audio" entry
     state = load_checkpoint(run_dir / PROMPTS_FILE, ("text", "image", "provenance"))
     return {
-        **{kind: None if state[kind] is None else EncodedPrompts.from_state(state[kind]) for kind in ("text", "image")},
+        **{kind: None if state.get(kind) is None else EncodedPrompts.from_state(state[kind]) for kind in KINDS},
         "provenance": state["provenance"],
     }
 
@@ -142,7 +168,7 @@ def merge_prompts(first: dict, second: dict) -> dict:
     from afcli.prompts import EncodedPrompts
 
     merged = {"provenance": {**second["provenance"], **first["provenance"]}}
-    for kind in ("text", "image"):
+    for kind in KINDS:
         a, b = first[kind], second[kind]
         if a is None or b is None:
             merged[kind] = a or b

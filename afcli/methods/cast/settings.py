@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from afcli.audio.logmel import PADDING
 from afcli.config import check_numbers
 from afcli.engine.trainer import OptimSettings
 from afcli.errors import InputError
@@ -26,6 +27,7 @@ from afcli.models.cast import CASTConfig
 from afcli.runtime import pick_device
 
 AUGMENTATIONS = ("none", "laso", "piad")
+PROMPT_KINDS = ("text", "image", "audio")
 TOKEN_DTYPES = ("float16", "float32")
 IMAGE_AUGMENTATIONS = ("none", "piad")
 
@@ -53,6 +55,12 @@ class PromptSettings:
     image_augment: str = "none"  # piad: box-preserving random crop + ColorJitter(0.1 x 4) (PIAD training images)
     lr_scale: float = 0.1  # fine-tuned image-encoder parts at lr_scale x optim.lr (code: 0.1)
     drop: float = 0.0  # per training sample, chance that one present modality becomes the null token
+    # afcli's third modality: the sound of the action (/queries/audio), tokens of an afcli.audio
+    # encoder (soundnet8 offline, vggish), one per 0.96 s; queries without a sound get the null token.
+    audio: str | None = None
+    audio_weights: str | None = None
+    audio_segments: int = 2
+    audio_padding: str = "repeat"  # afcli.audio.logmel.PADDING
 
 
 @dataclass
@@ -122,10 +130,15 @@ class CASTSettings:
         orphan = next((name for name in per_step if not (p.text if name == "text_dropout" else p.image)), None)
         if orphan:
             raise InputError(f"prompts.{orphan} needs that modality's encoder")
-        if self.prompts.text is None and self.prompts.image is None:
-            raise InputError("CAST needs a text or an image prompt encoder (prompts.text / prompts.image)")
-        if self.prompts.drop and not (self.model.null_prompt and self.prompts.text and self.prompts.image):
-            raise InputError("prompts.drop needs both encoders and model.null_prompt")
+        encoders = [kind for kind in PROMPT_KINDS if getattr(self.prompts, kind)]
+        if not encoders:
+            raise InputError("CAST needs a text, image or audio prompt encoder (prompts.text / image / audio)")
+        if self.prompts.drop and not (self.model.null_prompt and len(encoders) > 1):
+            raise InputError("prompts.drop needs two encoders or more and model.null_prompt")
+        if self.prompts.audio and not self.model.null_prompt:
+            raise InputError("prompts.audio needs model.null_prompt: queries whose action makes no sound have none")
+        if self.prompts.audio_padding not in PADDING:
+            raise InputError(f"prompts.audio_padding must be one of {', '.join(PADDING)}")
         if self.epochs < 1 or self.batch_size < 1:
             raise InputError("epochs and batch_size must be positive")
         self.model.check()

@@ -178,6 +178,7 @@ def prepare_run(settings: CASTSettings, run_dir: Path, new: bool) -> CASTSetting
     prompts = merge_prompts(training, evaluation)
     settings.model.text_dim = None if prompts["text"] is None else int(prompts["text"].tokens.shape[-1])
     settings.model.image_dim = None if prompts["image"] is None else int(prompts["image"].tokens.shape[-1])
+    settings.model.audio_dim = None if prompts["audio"] is None else int(prompts["audio"].tokens.shape[-1])
     if settings.backbone:
         CAST(settings.model).load_backbone(backbone_folder(settings.backbone))  # the architectures match
     save_prompts(prompts, run_dir)
