@@ -39,11 +39,10 @@ def main(shapes: str, out: Path, seeds: list[int]) -> None:
             key = f"{seed}/{prompt}"
             if key not in scores:
                 result = json.loads(afcli("--json", "eval", "synth", "--checkpoint", str(run), "--prompt", prompt))[0]
-                subset = "with sound" if "with sound" in result["results"] else "all"
                 scores[key] = {
-                    "with sound": 100 * result["results"][subset]["overall"]["aiou"],
+                    "with sound": 100 * result["results"]["with sound"]["overall"]["aiou"],
                     "all": 100 * result["results"]["all"]["overall"]["aiou"],
-                    "queries with sound": result["results"][subset]["overall"]["samples"],
+                    "queries with sound": result["results"]["with sound"]["overall"]["samples"],
                 }
                 path.write_text(json.dumps(scores, indent=1))
     print("| prompt | aIoU % on test queries with a sound | aIoU % on all test queries |")

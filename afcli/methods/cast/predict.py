@@ -150,5 +150,6 @@ def predict_run(run, store, split: str, options, advance=None, on_total=None):
         prompts=[table.text[r][0] if table.text[r] else Path(table.image[r]).name for r in data.rows],
         model=folder,
         info={"votes": votes, "prompts": list(use), "prompt_encoders": prompts["provenance"]},
-        groups={"with sound": np.array([bool(table.audio[r]) for r in data.rows])} if "audio" in use else {},
+        # runs with a sound encoder are also scored on the queries that have a sound, whatever is fed
+        groups={"with sound": np.array([bool(table.audio[r]) for r in data.rows])} if settings.prompts.audio else {},
     )
