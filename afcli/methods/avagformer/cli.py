@@ -21,7 +21,8 @@ OPTIONS = MethodOptions(
             Annotated[
                 Optional[str],
                 typer.Option(
-                    "--image-backbone", help="Image backbone: pvt-v2:b5 (paper), pvt-v2:b0..b4, effnet-lite0."
+                    "--image-backbone",
+                    help="Image backbone: pvt-v2:b5 (paper), pvt-v2:b0..b4, effnet-lite0, effnet-lite1.",
                 ),
             ],
             "image_backbone.name",

@@ -23,7 +23,7 @@ SELECTIONS = ("holdout", "val")
 
 @dataclass
 class ImageBackbone:
-    name: str = "pvt-v2:b5"  # afcli.teachers.pyramid: pvt-v2:b0..b5, effnet-lite0
+    name: str = "pvt-v2:b5"  # afcli.teachers.pyramid: pvt-v2:b0..b5, effnet-lite0, effnet-lite1
     weights: str | None = None
     size: int = 512  # model input side; the store's images are resized to it
     # Epochs [unfreeze_from, unfreeze_until) train the backbone (None: never / to the end). The paper
