@@ -49,3 +49,18 @@ def test_discovery_f1_and_ap_by_hand():
     swapped = discovery_entry(points1, points2, scores[::-1], truth1, truth2, radius=5)
     # now they rank last: recall reaches 1 only at top 200, precision 2 / 200
     assert swapped["ap"] == pytest.approx(0.01) and swapped["f1"] == pytest.approx(2 * 0.01 / 1.01)
+
+
+def test_ties_and_an_empty_mask_follow_argmax():
+    heat = np.ones((1, 3, 3))  # a tie everywhere: the first pixel in raster order inside the mask
+    mask = np.zeros((3, 3))
+    mask[1:, 1:] = 1
+    assert argmax_in_mask(heat, mask).tolist() == [[1, 1]]
+    # an empty mask scores every pixel -100: the first pixel of the image, (0, 0)
+    assert argmax_in_mask(np.random.default_rng(0).random((1, 3, 3)), np.zeros((3, 3))).tolist() == [[0, 0]]
+
+
+def test_both_directions_are_entries_of_their_own():
+    forward = transfer_entry(np.array([[0, 0], [30, 0]]), np.array([[0, 0], [0, 0]]))  # 1 of 2 within 23
+    backward = transfer_entry(np.array([[5, 0]]), np.array([[0, 0]]))  # 1 of 1
+    assert mean_of_entries([forward, backward])["pck@23"] == 0.75  # (0.5 + 1) / 2, not 2 of 3 points
