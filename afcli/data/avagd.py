@@ -28,10 +28,10 @@ from typing import Callable
 import numpy as np
 
 from afcli.errors import InputError
-from afcli.store.clips import Clip, add_clips, add_pairs, ensure_clips
+from afcli.store.clips import PAIR_SPLITS, Clip, add_clips, add_pairs, ensure_clips
 from afcli.store.schema import ID_DTYPE
 
-SPLITS = ("train", "val", "unseen")
+SPLITS = PAIR_SPLITS  # the csv files, one per split
 COLUMNS = ("image", "pkl", "mask_func", "mask_dep", "audio")
 STAGE = "import"
 

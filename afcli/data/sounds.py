@@ -18,6 +18,7 @@ Sounds are mono float32 in [-1, 1] at :data:`RATE` (16 kHz, VGGish's rate).
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +46,6 @@ AFFORDANCE_SOUNDS = {
 def sound_prompt(affordance: str, key: str) -> str:
     """The built-in set's sound prompt for a query (``synth:<kind>:<variant>``, the variant by a hash
     of ``key``), or "" when the affordance makes no sound."""
-    import zlib
-
     kind = AFFORDANCE_SOUNDS.get(affordance)
     return f"{SYNTH_PREFIX}{kind}:{zlib.crc32(key.encode('utf-8')) % VARIANTS}" if kind else ""
 

