@@ -192,3 +192,16 @@ def stack(
     tokens = torch.cat([torch.nn.functional.pad(t, (0, 0, 0, length - t.shape[1])) for t, _ in parts])
     mask = torch.cat([torch.nn.functional.pad(m, (0, length - m.shape[1])) for _, m in parts])
     return tokens.to(dtype), mask
+
+
+def sentence_embeddings(
+    encoder: str, texts: list[str], weights: str | None = None, offline: bool = False
+) -> torch.Tensor:
+    """One L2-normalised vector per text (T, D): ``clip[:arch@tag]`` — CLIP's text tower, as dense
+    functional correspondence conditions on — or a text encoder above (``minilm-l6`` offline), mean-pooled."""
+    if encoder == "clip" or encoder.startswith("clip:"):
+        from afcli.teachers.clip import clip_text
+
+        return clip_text(encoder.partition(":")[2], texts, weights, offline)
+    vectors, _ = TextEncoder(encoder, weights=weights, pool="mean", offline=offline)(texts)
+    return torch.nn.functional.normalize(vectors[:, 0].float(), dim=-1)

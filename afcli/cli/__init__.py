@@ -10,7 +10,7 @@ import warnings
 import typer
 
 from afcli import __version__
-from afcli.cli import data, doctor, evaluate, export, lift, recipes, store
+from afcli.cli import data, doctor, evaluate, export, lift, pseudolabel, recipes, store
 from afcli.cli.common import JsonOption, apply_json
 from afcli.cli.train import stage_app
 from afcli.console import options
@@ -28,6 +28,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(store.app, name="store")
 app.command("render")(lift.render_command)
 app.command("lift")(lift.lift_command)
+app.command("pseudolabel")(pseudolabel.pseudolabel_command)
 app.add_typer(stage_app("pretrain", "Pre-train 3D backbones"), name="pretrain")
 app.add_typer(stage_app("finetune", "Fine-tune task models"), name="finetune")
 app.add_typer(export.app, name="export")

@@ -36,6 +36,47 @@ def synth(
     )
 
 
+@app.command("dfc-pairs")
+@handle_errors
+def dfc_pairs(
+    store: Path = typer.Argument(..., help="A store with kept renders and true parts (the built-in shapes)."),
+    out: Path = typer.Argument(..., help="Folder to write images/, 2d_annotations/ and selected_annotations.json."),
+    taxonomy: str = typer.Option(
+        "builtin", "--taxonomy", help="builtin, an afcli taxonomy .json or an official folder."
+    ),
+    rig: str = typer.Option("sphere", "--rig", help="Which kept renders (/views/<rig>)."),
+    split: str = typer.Option("test", "--split", help="Objects of this split."),
+    trials: int = typer.Option(2, "--trials", help="View pairs per object pair (the code: 6)."),
+    pairs: int = typer.Option(20, "--pairs", help="Object pairs per function at most."),
+    max_points: int = typer.Option(10000, "--max-points", help="Correspondences per trial at most (the code: 10000)."),
+    seed: int = typer.Option(1234, "--seed", help="Seed of the pair, view and point draws."),
+    json: JsonOption = False,
+) -> None:
+    """Dense functional correspondence pairs in the official annotation layout, from functionally aligned 3D objects."""
+    apply_json(json)
+    from afcli.data.dfc import write_pairs
+
+    with progress("dfc-pairs") as (advance, _):
+        result = write_pairs(
+            store,
+            out,
+            taxonomy=taxonomy,
+            rig=rig,
+            split=split,
+            trials=trials,
+            pairs_per_function=pairs,
+            max_points=max_points,
+            seed=seed,
+            advance=advance,
+        )
+    emit(
+        result,
+        lambda r: stdout.print(
+            f"wrote {r['trials']} trials of {r['pairs']} object pairs ({', '.join(r['functions'])}) to {r['out']}"
+        ),
+    )
+
+
 @app.command("synth-av")
 @handle_errors
 def synth_av(

@@ -304,3 +304,94 @@ def probe(
         )
 
     emit(results, show)
+
+
+DFC_COLUMNS = ["model", "pairs", "dist", "PCK@23", "PCK@15", "PCK@10", "F1@23", "F1@10", "AP@23", "AP@10"]
+DFC_KEYS = ["dist", "pck@23", "pck@15", "pck@10", "f1@23", "f1@10", "ap@23", "ap@10"]
+
+
+def _dfc_rows(results: dict) -> list[tuple]:
+    rows = []
+    for name, scored in results.items():
+        for part in ("all", "within", "across"):
+            if part in scored:
+                label = name if part == "all" else f"  {part} category"
+                rows.append(
+                    (
+                        label,
+                        str(scored["entries"]) if part == "all" else "",
+                        *(f"{scored[part][k]:.3f}" for k in DFC_KEYS),
+                    )
+                )
+    return rows
+
+
+@app.command("dfc")
+@handle_errors
+def dfc(
+    pairs: Path = typer.Option(
+        ...,
+        "--pairs",
+        help="Annotated pairs: images/, 2d_annotations/ (the official layout), selected_annotations.json.",
+    ),
+    checkpoint: Optional[List[Path]] = typer.Option(
+        None, "--checkpoint", help="A DFC run directory; repeat to compare."
+    ),
+    predictions: Optional[Path] = typer.Option(
+        None,
+        "--predictions",
+        help="Score saved correspondences instead: DIR/<action>/<obj1>|||<obj2>/<NNNN>/<trial>/"
+        "transfer_<1to2|2to1>.npy (K, 2) (row, col) and discovery_<d>.npz (points1, points2, scores).",
+    ),
+    baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also chance and each run's raw backbone."),
+    save_predictions: Optional[Path] = typer.Option(
+        None, "--save-predictions", help="Write the run's correspondences (what --predictions scores)."
+    ),
+    figure: Optional[Path] = typer.Option(
+        None, "--figure", help="Write a PNG of query points and their transferred matches."
+    ),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    json: JsonOption = False,
+) -> None:
+    """Dense functional correspondence: label transfer (Normalized Dist, PCK@23/15/10) and discovery (best
+    F1, AP), macro over pair-directions as gather_results.py, beside chance and the raw backbone (DINO)."""
+    apply_json(json)
+    from afcli.errors import InputError
+    from afcli.eval.dfc import run_eval, score_predictions
+
+    if (predictions is None) == (not checkpoint):
+        raise InputError("give --checkpoint RUN (one or more) or --predictions DIR")
+    if predictions is not None:
+        from afcli.data.dfc import LIST_FILE, read_pairs
+
+        listing = pairs / LIST_FILE
+        trials = read_pairs(pairs / "2d_annotations", listing if listing.is_file() else None)
+        result = {
+            "pairs": str(pairs),
+            "trials": len(trials),
+            "results": {str(predictions): score_predictions(trials, predictions)},
+        }
+    else:
+        if len(checkpoint) > 1 and (save_predictions or figure):
+            raise InputError("--save-predictions and --figure take one --checkpoint")
+        with progress("eval dfc") as (advance, _):
+            result = run_eval(
+                pairs,
+                checkpoint,
+                baselines=baselines,
+                device=device,
+                save=save_predictions,
+                figure_path=figure,
+                advance=advance,
+            )
+
+    def show(r: dict) -> None:
+        stdout.print(
+            table(
+                f"dense functional correspondence ({r['trials']} trials, both directions)",
+                DFC_COLUMNS,
+                _dfc_rows(r["results"]),
+            )
+        )
+
+    emit(result, show)

@@ -96,7 +96,7 @@ def _absolute_paths(settings) -> None:
     """Record where the store and backbone are, not how they were reached from the start folder."""
     settings.data.store = str(Path(settings.data.store).resolve())
     backbone = getattr(settings, "backbone", None)
-    if backbone and Path(backbone).exists():
+    if isinstance(backbone, str) and Path(backbone).exists():  # CAST's CMAT run (DFC's is a teacher spec)
         settings.backbone = str(Path(backbone).resolve())
 
 

@@ -82,6 +82,17 @@ METHODS: dict[str, Method] = {
         benchmarks=("avagd",),
         exporter="afcli.methods.avagformer.export:export_model",
     ),
+    "dfc": Method(
+        name="dfc",
+        stage="finetune",
+        summary="Dense functional correspondence: function-conditioned pixel features on a frozen backbone.",
+        settings="afcli.methods.dfc.settings:DFCSettings",
+        task="afcli.methods.dfc.task:DFCTask",
+        prepare="afcli.methods.dfc.task:prepare_run",
+        options="afcli.methods.dfc.cli:OPTIONS",
+        predictor="afcli.methods.dfc.predict:RunFeatures",
+        benchmarks=("dfc",),
+    ),
 }
 
 

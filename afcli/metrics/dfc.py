@@ -66,16 +66,31 @@ def cycle_scores(similarity: np.ndarray, cycle_distance: np.ndarray) -> np.ndarr
 def discovery_entry(points1, points2, scores, truth1, truth2, radius: float) -> dict:
     """One (trial, direction) at one radius: ranked predicted pairs (N, 2) + (N, 2) with their scores
     and the GT pairs (K, 2) + (K, 2) → best F1 and AP."""
+    return discovery_entries(points1, points2, scores, truth1, truth2, (radius,))[radius]
+
+
+def _squared_distances(points: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """(N, K) squared distances; integer pixels stay exact in int64."""
+    kind = np.int64 if points.dtype.kind in "iu" and np.asarray(truth).dtype.kind in "iu" else np.float64
+    a, b = np.asarray(points, kind), np.asarray(truth, kind)
+    return (a[:, :1] - b[None, :, 0]) ** 2 + (a[:, 1:] - b[None, :, 1]) ** 2
+
+
+def discovery_entries(points1, points2, scores, truth1, truth2, radii=DISCOVERY_RADII) -> dict:
+    """:func:`discovery_entry` at every radius, the distances computed once (≤ r as r² on squares)."""
     order = np.argsort(-np.asarray(scores), kind="stable")
-    p1, p2 = np.asarray(points1, np.float64)[order], np.asarray(points2, np.float64)[order]
-    near1 = np.linalg.norm(p1[:, None] - np.asarray(truth1, np.float64)[None], axis=-1) <= radius
-    near2 = np.linalg.norm(p2[:, None] - np.asarray(truth2, np.float64)[None], axis=-1) <= radius
-    hits = near1 & near2  # (N, K)
+    p1, p2 = np.asarray(points1)[order], np.asarray(points2)[order]
+    d1, d2 = _squared_distances(p1, truth1), _squared_distances(p2, truth2)
+    return {radius: _ranked(d1, d2, radius) for radius in radii}
+
+
+def _ranked(d1: np.ndarray, d2: np.ndarray, radius: float) -> dict:
+    hits = (d1 <= radius * radius) & (d2 <= radius * radius)  # (N, K)
     correct = hits.any(1)
     recovered = np.where(hits.any(0), hits.argmax(0), np.inf)
     precisions, recalls = [], []
     for cutoff in CUTOFFS:
-        top = int(len(order) * cutoff)
+        top = int(len(correct) * cutoff)
         if top == 0:
             continue
         precisions.append(correct[:top].sum() / top)

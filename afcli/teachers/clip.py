@@ -59,25 +59,7 @@ class ClipTeacher(Teacher):
         open_clip = require("open_clip", "teacher clip")
         if blocks != 1:
             raise InputError("--blocks is only supported by the dinov2 and dinov3 teachers")
-        arch, _, tag = (variant or DEFAULT_VARIANT).partition("@")
-        path = check_weights_path(weights)
-        try:
-            if path is not None and path.is_dir():
-                model = open_clip.create_model(f"local-dir:{path}")
-                found = weights_file(path)
-                self.name = f"clip:{path.name}"
-            else:
-                if path is None:
-                    path, _ = _hub_weights(arch, tag or "openai", offline)
-                    self.name = f"clip:{arch}@{tag or 'openai'}"
-                else:
-                    self.name = f"clip:{arch}"
-                model = open_clip.create_model(arch, pretrained=str(path))
-                found = path
-        except (RuntimeError, ValueError, KeyError, OSError) as error:
-            raise InputError(
-                f"cannot build open_clip model {arch!r} ({str(error).splitlines()[0]})", path or ""
-            ) from None
+        model, self.name, path, found = build_clip(variant, weights, offline)
         visual = model.visual
         if not hasattr(visual, "conv1") or not hasattr(visual, "positional_embedding"):
             raise InputError(f"{self.name}: only ViT image towers have dense patch tokens")
@@ -103,3 +85,36 @@ class ClipTeacher(Teacher):
 
 def clip(variant: str, weights=None, offline=False, blocks=1, input_size=None) -> Teacher:
     return ClipTeacher(variant, weights, offline, blocks, input_size)
+
+
+def build_clip(variant: str, weights=None, offline=False):
+    """(open_clip model, its afcli name, the weights path, the weights file) for ``arch@tag`` or a folder."""
+    open_clip = require("open_clip", "clip")
+    arch, _, tag = (variant or DEFAULT_VARIANT).partition("@")
+    path = check_weights_path(weights)
+    try:
+        if path is not None and path.is_dir():
+            model = open_clip.create_model(f"local-dir:{path}")
+            found = weights_file(path)
+            name = f"clip:{path.name}"
+        else:
+            if path is None:
+                path, _ = _hub_weights(arch, tag or "openai", offline)
+                name = f"clip:{arch}@{tag or 'openai'}"
+            else:
+                name = f"clip:{arch}"
+            model = open_clip.create_model(arch, pretrained=str(path))
+            found = path
+    except (RuntimeError, ValueError, KeyError, OSError) as error:
+        raise InputError(f"cannot build open_clip model {arch!r} ({str(error).splitlines()[0]})", path or "") from None
+    return model, name, path, found
+
+
+@torch.no_grad()
+def clip_text(variant: str, texts: list[str], weights=None, offline=False) -> torch.Tensor:
+    """CLIP text embeddings (T, D), L2-normalised (``encode_text`` of the model's own tokenizer)."""
+    open_clip = require("open_clip", "clip text")
+    model, _, path, _ = build_clip(variant, weights, offline)
+    arch = (variant or DEFAULT_VARIANT).partition("@")[0]
+    tokenizer = open_clip.get_tokenizer(f"local-dir:{path}" if path is not None and Path(path).is_dir() else arch)
+    return torch.nn.functional.normalize(model.eval().encode_text(tokenizer(texts)).float(), dim=-1)

@@ -1,0 +1,318 @@
+"""Dense functional correspondence evaluation pairs in the official annotation layout
+(../shared/reference/metrics-and-formats.md §6; the curation of the released ``4_eval_curation``):
+
+```
+<root>/images/<obj>/rgb_images_processed/<img>.png      224² RGB on white
+<root>/images/<obj>/object_masks_processed/<img>.png    {0, 255}
+<root>/2d_annotations/<action>/<obj1>|||<obj2>|||0000/trial_<t>/<obj>|||<img>.npy   (K, 2) (row, col), rows paired
+<root>/selected_annotations.json                        {action: {"<obj1>|||<obj2>": ["trial_<t>", …]}}
+```
+
+``read_pairs`` reads that layout (objects named ``<uid>---<category>[.glb]``; trial ids given as
+``trial_<t>``, ``<t>`` or ``NNNN/trial_<t>``; with no list, every trial folder found).
+
+``write_pairs`` makes it from a store's kept renders and true parts (``afcli data dfc-pairs``). The
+official annotator aligns two meshes by hand so that their functional parts coincide; afcli aligns
+them by those parts automatically — each object's functional-part points (the taxonomy's parts for
+the function) get an axis-aligned box, and the second object is moved and scaled per axis so that
+its box lands on the first's, the automated counterpart of the annotator's cube fitted to each part.
+The built-in shapes share one canonical frame (up = y, tools along +x), so the boxes' axes agree by
+construction; meshes from elsewhere must share such a frame. Then, per trial, as ``3d_to_2d.py``: a
+source view among the 5 showing most of the part; a target view among the 5 best by ½ agreement with
+the source camera's direction + ½ share of the part visible (the code z-buffers the aligned cloud
+through the source camera; afcli's rig is shared by every object, so the direction stands in for
+it); the part's pixels of both views, FPS in 2D to n = min(max_points, n1, n2), and Hungarian
+matching on the aligned 3D distance of their surface points.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from afcli.errors import InputError
+from afcli.files import make_folder, write_text
+
+SEPARATOR = "|||"
+LIST_FILE = "selected_annotations.json"
+
+
+@dataclass
+class Trial:
+    action: str
+    obj1: str
+    obj2: str
+    trial: str
+    image1: str  # file name of the view, e.g. 0003.png
+    image2: str
+    points1: np.ndarray  # (K, 2) (x, y)
+    points2: np.ndarray
+
+    @property
+    def key(self) -> str:
+        return f"{self.action}/{self.obj1}{SEPARATOR}{self.obj2}/{self.trial}"
+
+    @property
+    def within(self) -> bool:
+        return category_of(self.obj1) == category_of(self.obj2)
+
+
+def category_of(obj: str) -> str:
+    name = obj[:-4] if obj.endswith(".glb") else obj
+    return name.split("---", 1)[1].lower() if "---" in name else name.lower()
+
+
+def _load_points(path: Path) -> np.ndarray:
+    try:
+        points = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise InputError(f"unreadable annotation ({' '.join(str(error).split())[:100]})", path) from None
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise InputError(f"annotation must be (K, 2) (row, col), got {list(points.shape)}", path)
+    return points[:, ::-1].astype(np.int64)  # (row, col) → (x, y)
+
+
+def _trial_folders(pair_dirs: list[Path], wanted: list[str] | None) -> list[Path]:
+    found = sorted(t for d in pair_dirs for t in d.iterdir() if t.is_dir() and t.name.startswith("trial_"))
+    if wanted is None:
+        return found
+    chosen = []
+    for item in wanted:
+        text = str(item)
+        name = text if text.startswith("trial_") or "/" in text else f"trial_{text}"
+        chosen += [t for t in found if f"{t.parent.name.rsplit(SEPARATOR, 1)[-1]}/{t.name}" == name or t.name == name]
+    return chosen
+
+
+def read_pairs(annotations: str | Path, listing: str | Path | None = None) -> list[Trial]:
+    """Every trial under ``annotations`` (the ``2d_annotations`` folder), or those ``listing`` selects."""
+    root = Path(annotations)
+    if not root.is_dir():
+        raise InputError("no such annotation folder", root)
+    selected = None
+    if listing is not None:
+        try:
+            selected = json.loads(Path(listing).read_text())
+        except (OSError, ValueError) as error:
+            raise InputError(f"unreadable annotation list ({' '.join(str(error).split())[:100]})", listing) from None
+    trials = []
+    for action_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        pairs = sorted(p for p in action_dir.iterdir() if p.is_dir() and p.name.count(SEPARATOR) == 2)
+        by_pair: dict[str, list[Path]] = {}
+        for pair_dir in pairs:
+            by_pair.setdefault(pair_dir.name.rsplit(SEPARATOR, 1)[0], []).append(pair_dir)
+        for pair, dirs in by_pair.items():
+            if selected is not None and pair not in selected.get(action_dir.name, {}):
+                continue
+            wanted = None if selected is None else selected[action_dir.name][pair]
+            obj1, obj2 = pair.split(SEPARATOR)
+            for folder in _trial_folders(dirs, wanted):
+                files = sorted(folder.glob(f"*{SEPARATOR}*.npy"))
+                if len(files) != 2:
+                    raise InputError(f"a trial holds two <obj>|||<img>.npy files, found {len(files)}", folder)
+                names = [f.name[: -len(".npy")].split(SEPARATOR) for f in files]
+                if names[0][0] != obj1 and names[1][0] == obj1:
+                    files, names = files[::-1], names[::-1]
+                p1, p2 = _load_points(files[0]), _load_points(files[1])
+                if len(p1) != len(p2):
+                    raise InputError(f"the two point lists differ in length ({len(p1)} vs {len(p2)})", folder)
+                trial = f"{folder.parent.name.rsplit(SEPARATOR, 1)[-1]}/{folder.name}"
+                trials.append(Trial(action_dir.name, obj1, obj2, trial, names[0][1], names[1][1], p1, p2))
+    if not trials:
+        raise InputError("no annotated trials found", root)
+    return trials
+
+
+def read_view(images: Path, obj: str, image: str) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) uint8 RGB and (H, W) bool object mask of one annotated view."""
+    from PIL import Image
+
+    paths = [images / obj / folder / image for folder in ("rgb_images_processed", "object_masks_processed")]
+    for path in paths:
+        if not path.is_file():
+            raise InputError("missing evaluation image", path)
+    try:
+        rgb = np.asarray(Image.open(paths[0]).convert("RGB"))
+        mask = np.asarray(Image.open(paths[1]).convert("L")) > 127
+    except OSError as error:
+        raise InputError(f"unreadable image ({' '.join(str(error).split())[:100]})", paths[0]) from None
+    return rgb, mask
+
+
+# ---- writing pairs from a store ----
+
+
+def _box(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    low, high = points.min(0), points.max(0)
+    extent = high - low
+    extent = np.where(extent > 1e-6, extent, max(float(extent.mean()), 1e-3))
+    return (low + high) / 2, extent
+
+
+def align(part1: np.ndarray, part2: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """The map of object 2's frame into object 1's that puts its part box onto object 1's."""
+    (c1, e1), (c2, e2) = _box(part1), _box(part2)
+    return lambda points: (points - c2) / e2 * e1 + c1
+
+
+def dense_matches(xy1, world1, xy2, world2, max_points: int, rng: np.random.Generator):
+    """Dedupe, shuffle, FPS both sides in 2D to n = min(max_points, n1, n2), Hungarian on 3D distance."""
+    from scipy.optimize import linear_sum_assignment
+
+    from afcli.ops.points import fps
+
+    picked = []
+    n = min(max_points, len(xy1), len(xy2))
+    for xy, world in ((xy1, world1), (xy2, world2)):
+        order = rng.permutation(len(xy))
+        xy, world = xy[order], world[order]
+        flat = torch.from_numpy(np.concatenate([xy, np.zeros((len(xy), 1))], 1)).float()[None]
+        chosen = fps(flat, n)[0].numpy()
+        picked.append((xy[chosen], world[chosen]))
+    (a_xy, a_world), (b_xy, b_world) = picked
+    cost = np.linalg.norm(a_world[:, None] - b_world[None], axis=-1)
+    rows, cols = linear_sum_assignment(cost)
+    return a_xy[rows], b_xy[cols]
+
+
+def write_pairs(
+    store: str | Path,
+    out: str | Path,
+    *,
+    taxonomy: str = "builtin",
+    rig: str = "sphere",
+    split: str = "test",
+    trials: int = 2,
+    pairs_per_function: int = 20,
+    max_points: int = 10000,
+    seed: int = 1234,
+    advance: Callable[[], None] = lambda: None,
+) -> dict:
+    from PIL import Image
+
+    from afcli.data.taxonomy import load_taxonomy
+    from afcli.pseudolabel.voting import nearest_point
+    from afcli.render.correspondence import surface_points
+    from afcli.store import open_store
+    from afcli.store.schema import decode, read_sample
+
+    store, out = Path(store), Path(out)
+    tax = load_taxonomy(taxonomy)
+    rng = np.random.default_rng(seed)
+    with open_store(store) as f:
+        if f"views/{rig}/index" not in f:
+            raise InputError(f"no kept renders /views/{rig} (afcli render --keep-views)", store)
+        if "labels/part" not in f:
+            raise InputError("evaluation pairs need true parts (/labels/part)", store)
+        ids = decode(f["samples/id"][:])
+        categories = decode(f["samples/category"][:])
+        splits = decode(f["labels/split"][:]) if "labels/split" in f else [split] * len(ids)
+        rows = [r for r in range(len(ids)) if splits[r] == split and tax.parts_of(categories[r])]
+        cache: dict[int, dict] = {}
+
+        def sample(row: int) -> dict:
+            if row not in cache:
+                views = {
+                    k: torch.from_numpy(np.asarray(f[f"views/{rig}/{k}"][row]))
+                    for k in ("rgb", "depth", "index", "K", "c2w")
+                }
+                points = torch.from_numpy(np.asarray(read_sample(f, row, "points/xyz"), np.float32))
+                labels = np.asarray(read_sample(f, row, "labels/part"), np.int64)
+                names = [p.get("name", "") for p in json.loads(decode([f["text/parts"][row]])[0] or "[]")]
+                nearest = nearest_point(views["depth"], views["K"], views["c2w"], points).numpy()
+                world = surface_points(views["depth"], views["K"], views["c2w"]).numpy()
+                cache[row] = {
+                    **views,
+                    "points": points.numpy(),
+                    "labels": labels,
+                    "names": names,
+                    "nearest": nearest,
+                    "world": world,
+                }
+            return cache[row]
+
+        def part_points(s: dict, category: str, function: str) -> np.ndarray:
+            wanted = [i for i, n in enumerate(s["names"]) if n in {p.name for p in tax.parts_for(category, function)}]
+            return np.isin(s["labels"], wanted)
+
+        listing: dict[str, dict[str, list[str]]] = {}
+        written = 0
+        images = out / "images"
+        for function in tax.functions:
+            having = [r for r in rows if tax.parts_for(categories[r], function)]
+            pairs = list(itertools.combinations(having, 2))
+            rng.shuffle(pairs)
+            for r1, r2 in pairs[:pairs_per_function]:
+                s1, s2 = sample(r1), sample(r2)
+                on1, on2 = part_points(s1, categories[r1], function), part_points(s2, categories[r2], function)
+                if not on1.any() or not on2.any():
+                    continue
+                moved = align(s1["points"][on1], s2["points"][on2])
+                pix1 = (s1["nearest"] >= 0) & on1[np.maximum(s1["nearest"], 0)]
+                pix2 = (s2["nearest"] >= 0) & on2[np.maximum(s2["nearest"], 0)]
+                count1, count2 = pix1.sum((1, 2)), pix2.sum((1, 2))
+                sources = [v for v in np.argsort(-count1, kind="stable")[:5] if count1[v] > 0]
+                used: set[tuple[int, int]] = set()
+                names = (f"{ids[r1]}---{categories[r1]}", f"{ids[r2]}---{categories[r2]}")
+                pair_dir = out / "2d_annotations" / function / f"{names[0]}{SEPARATOR}{names[1]}{SEPARATOR}0000"
+                for t in range(trials):
+                    if not sources:
+                        break
+                    v1 = int(rng.choice(sources))
+                    forward1 = s1["c2w"][v1, :3, 2].numpy()
+                    agreement = np.array([(1 + forward1 @ s2["c2w"][v, :3, 2].numpy()) / 2 for v in range(len(count2))])
+                    score = 0.5 * agreement + 0.5 * count2 / max(count2.max(), 1)
+                    targets = [v for v in np.argsort(-score, kind="stable") if count2[v] > 0 and (v1, v) not in used][
+                        :5
+                    ]
+                    if not targets:
+                        break
+                    v2 = int(rng.choice(targets))
+                    used.add((v1, v2))
+                    y1, x1 = np.nonzero(pix1[v1])
+                    y2, x2 = np.nonzero(pix2[v2])
+                    a, b = dense_matches(
+                        np.stack([x1, y1], 1),
+                        s1["world"][v1, y1, x1],
+                        np.stack([x2, y2], 1),
+                        moved(s2["world"][v2, y2, x2]),
+                        max_points,
+                        rng,
+                    )
+                    folder = pair_dir / f"trial_{t}"
+                    make_folder(folder)
+                    for name, view, xy in ((names[0], v1, a), (names[1], v2, b)):
+                        np.save(folder / f"{name}{SEPARATOR}{view:04d}.png.npy", xy[:, ::-1].astype(np.int64))
+                    for name, s, view in ((names[0], s1, v1), (names[1], s2, v2)):
+                        _write_view(images / name, s, view, Image)
+                    listing.setdefault(function, {}).setdefault(f"{names[0]}{SEPARATOR}{names[1]}", []).append(
+                        f"trial_{t}"
+                    )
+                    written += 1
+                    advance()
+    write_text(out / LIST_FILE, json.dumps(listing, indent=1, sort_keys=True) + "\n")
+    return {
+        "out": str(out),
+        "trials": written,
+        "functions": sorted(listing),
+        "pairs": sum(len(v) for v in listing.values()),
+    }
+
+
+def _write_view(folder: Path, sample: dict, view: int, Image) -> None:
+    name = f"{view:04d}.png"
+    rgb_path = folder / "rgb_images_processed" / name
+    if rgb_path.is_file():
+        return
+    make_folder(rgb_path.parent)
+    make_folder(folder / "object_masks_processed")
+    Image.fromarray(sample["rgb"][view].numpy()).save(rgb_path)
+    Image.fromarray(((sample["index"][view] >= 0).numpy() * 255).astype(np.uint8)).save(
+        folder / "object_masks_processed" / name
+    )

@@ -1,0 +1,277 @@
+"""``afcli eval dfc``: label transfer and correspondence discovery on annotated trials in the
+official layout (afcli.data.dfc), both directions of every trial, with the metrics of afcli.metrics.dfc.
+
+A *scorer* gives pixel features: ``features(rgb, mask, function, pixels) → (M, D)`` unit vectors.
+Argmaxes run over the target's object-mask pixels only — the released ``heat·mask − 100·(1 − mask)``
+restricted to them, ties to the first pixel in raster order as argmax; an empty target mask sends
+every query to pixel (0, 0), as the code does — and every transfer is one matmul per chunk of queries.
+
+Predictions (``--save-predictions``, and ``--predictions`` to score any codebase's): per trial
+folder ``<action>/<obj1>|||<obj2>/<NNNN>/<trial>/``, for d in 1to2, 2to1, ``transfer_<d>.npy`` (K, 2)
+(row, col) — the match of each GT point of the source image — and ``discovery_<d>.npz`` with
+``points1``, ``points2`` (N, 2) (row, col) and ``scores`` (N,).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from afcli.data.dfc import SEPARATOR, Trial, read_view
+from afcli.errors import InputError
+from afcli.metrics.dfc import cycle_scores, discovery_entries, mean_of_entries, transfer_entry
+
+Features = Callable[[np.ndarray, np.ndarray, str, np.ndarray], torch.Tensor]
+CHUNK = 1024
+
+
+def mask_pixels(mask: np.ndarray) -> np.ndarray:
+    rows, cols = np.nonzero(mask)
+    return np.stack([cols, rows], 1)
+
+
+def best_matches(queries: torch.Tensor, targets: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Index of each query's most similar target (first on ties) and that similarity."""
+    if len(targets) == 0:
+        return np.full(len(queries), -1), np.zeros(len(queries))
+    index, value = [], []
+    for start in range(0, len(queries), CHUNK):
+        sims = queries[start : start + CHUNK] @ targets.T
+        v, i = sims.max(1)
+        index.append(i.cpu().numpy())
+        value.append(v.float().cpu().numpy())
+    return np.concatenate(index), np.concatenate(value)
+
+
+def _at(pixels: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Pixels of the matches; an empty target (index −1) gives (0, 0)."""
+    return np.where((index >= 0)[:, None], pixels[np.maximum(index, 0)] if len(pixels) else 0, 0)
+
+
+class ViewCache:
+    """Each (object, image) read once and each (object, image, function) embedded once."""
+
+    def __init__(self, images: Path, features: Features | None):
+        self.images, self.features = images, features
+        self._views: dict = {}
+        self._features: dict = {}
+
+    def view(self, obj: str, image: str):
+        if (obj, image) not in self._views:
+            rgb, mask = read_view(self.images, obj, image)
+            self._views[(obj, image)] = (rgb, mask, mask_pixels(mask))
+        return self._views[(obj, image)]
+
+    def embedded(self, obj: str, image: str, function: str) -> torch.Tensor:
+        key = (obj, image, function)
+        if key not in self._features:
+            rgb, mask, pixels = self.view(obj, image)
+            self._features[key] = self.features(rgb, mask, function, pixels)
+        return self._features[key]
+
+
+def predict_trial(trial: Trial, cache: ViewCache, direction: str, rng: np.random.Generator | None) -> dict:
+    """One direction of one trial: the transfer of the GT points and the ranked discovery pairs.
+    ``rng`` given: the chance baseline (uniform mask pixels, random scores)."""
+    (o1, i1, q_points), (o2, i2) = (
+        ((trial.obj1, trial.image1, trial.points1), (trial.obj2, trial.image2))
+        if direction == "1to2"
+        else ((trial.obj2, trial.image2, trial.points2), (trial.obj1, trial.image1))
+    )
+    _, _, pixels1 = cache.view(o1, i1)
+    _, _, pixels2 = cache.view(o2, i2)
+    if rng is not None:
+        pick = lambda pixels, n: pixels[rng.integers(len(pixels), size=n)] if len(pixels) else np.zeros((n, 2), int)  # noqa: E731
+        return {
+            "transfer": pick(pixels2, len(q_points)),
+            "points1": pixels1,
+            "points2": pick(pixels2, len(pixels1)),
+            "scores": rng.random(len(pixels1)),
+        }
+    f1, f2 = cache.embedded(o1, i1, trial.action), cache.embedded(o2, i2, trial.action)
+    rgb1, mask1, _ = cache.view(o1, i1)
+    queries = cache.features(rgb1, mask1, trial.action, q_points) if len(q_points) else f1[:0]
+    transfer_index, _ = best_matches(queries, f2)
+    forward, similarity = best_matches(f1, f2)
+    if len(f2):
+        backward, _ = best_matches(f2[np.maximum(forward, 0)], f1)
+    else:
+        backward = np.full(len(f1), -1)
+    cycle = np.linalg.norm(_at(pixels1, backward).astype(np.float64) - pixels1, axis=1) if len(pixels1) else np.zeros(0)
+    return {
+        "transfer": _at(pixels2, transfer_index),
+        "points1": pixels1,
+        "points2": _at(pixels2, forward),
+        "scores": cycle_scores(similarity, cycle) if len(pixels1) else np.zeros(0),
+    }
+
+
+def score_trial(trial: Trial, direction: str, prediction: dict) -> dict:
+    truth1, truth2 = (trial.points1, trial.points2) if direction == "1to2" else (trial.points2, trial.points1)
+    entry = transfer_entry(np.asarray(prediction["transfer"]), truth2)
+    found = discovery_entries(prediction["points1"], prediction["points2"], prediction["scores"], truth1, truth2)
+    for radius, values in found.items():
+        entry[f"f1@{radius}"], entry[f"ap@{radius}"] = values["f1"], values["ap"]
+    return entry
+
+
+def summarise(entries: list[tuple[Trial, dict]]) -> dict:
+    """Macro means over (trial, direction): all, within-category, across-category."""
+    out = {"all": mean_of_entries([e for _, e in entries]), "entries": len(entries)}
+    for name, keep in (("within", True), ("across", False)):
+        chosen = [e for t, e in entries if t.within == keep]
+        if chosen:
+            out[name] = mean_of_entries(chosen)
+    return out
+
+
+def evaluate(
+    trials: list[Trial],
+    images: Path,
+    features: Features | None,
+    *,
+    chance_seed: int | None = None,
+    save: Path | None = None,
+    advance: Callable[[], None] = lambda: None,
+) -> dict:
+    """Score ``features`` (or, with ``chance_seed``, the chance baseline) on every trial, both directions."""
+    cache = ViewCache(Path(images), features)
+    rng = np.random.default_rng(chance_seed) if chance_seed is not None else None
+    entries = []
+    for trial in trials:
+        for direction in ("1to2", "2to1"):
+            prediction = predict_trial(trial, cache, direction, rng)
+            if save is not None:
+                save_prediction(save, trial, direction, prediction)
+            entries.append((trial, score_trial(trial, direction, prediction)))
+        advance()
+    return summarise(entries)
+
+
+def _folder(root: Path, trial: Trial) -> Path:
+    return root / trial.action / f"{trial.obj1}{SEPARATOR}{trial.obj2}" / trial.trial
+
+
+def save_prediction(root: Path, trial: Trial, direction: str, prediction: dict) -> None:
+    from afcli.files import make_folder
+
+    folder = _folder(root, trial)
+    make_folder(folder)
+    np.save(folder / f"transfer_{direction}.npy", np.asarray(prediction["transfer"])[:, ::-1].astype(np.int64))
+    np.savez(
+        folder / f"discovery_{direction}.npz",
+        points1=np.asarray(prediction["points1"])[:, ::-1].astype(np.int64),
+        points2=np.asarray(prediction["points2"])[:, ::-1].astype(np.int64),
+        scores=np.asarray(prediction["scores"], np.float64),
+    )
+
+
+def score_predictions(trials: list[Trial], root: Path) -> dict:
+    """Score saved predictions (the layout above) against the trials."""
+    entries = []
+    for trial in trials:
+        folder = _folder(Path(root), trial)
+        for direction in ("1to2", "2to1"):
+            try:
+                transfer = np.load(folder / f"transfer_{direction}.npy")[:, ::-1]
+                with np.load(folder / f"discovery_{direction}.npz") as found:
+                    prediction = {
+                        "transfer": transfer,
+                        "points1": found["points1"][:, ::-1],
+                        "points2": found["points2"][:, ::-1],
+                        "scores": found["scores"],
+                    }
+            except (OSError, KeyError, ValueError, IndexError) as error:
+                raise InputError(
+                    f"missing or unreadable prediction ({' '.join(str(error).split())[:100]})", folder
+                ) from None
+            truth = trial.points2 if direction == "1to2" else trial.points1
+            if len(prediction["transfer"]) != len(truth):
+                raise InputError(
+                    f"transfer_{direction}.npy has {len(prediction['transfer'])} points, the trial {len(truth)}", folder
+                )
+            entries.append((trial, score_trial(trial, direction, prediction)))
+    return summarise(entries)
+
+
+def figure(trials: list[Trial], images: Path, features: Features, path: Path, count: int = 3, points: int = 12) -> Path:
+    """Rows of (source with query points, target with the transferred matches), the same colour per
+    query: the first ``count`` trials, ``points`` GT points each spread by FPS-like striding."""
+    from PIL import Image, ImageDraw
+
+    from afcli.files import written
+
+    cache = ViewCache(Path(images), features)
+    rows = []
+    for trial in trials[:count]:
+        rgb1, _, _ = cache.view(trial.obj1, trial.image1)
+        rgb2, _, pixels2 = cache.view(trial.obj2, trial.image2)
+        chosen = trial.points1[np.linspace(0, len(trial.points1) - 1, min(points, len(trial.points1))).astype(int)]
+        index, _ = best_matches(
+            features(rgb1, None, trial.action, chosen), cache.embedded(trial.obj2, trial.image2, trial.action)
+        )
+        matches = _at(pixels2, index)
+        pictures = [Image.fromarray(rgb1), Image.fromarray(rgb2)]
+        for k, (p, q) in enumerate(zip(chosen, matches)):
+            colour = tuple(int(255 * c) for c in _hue(k / max(len(chosen), 1)))
+            for picture, (x, y) in zip(pictures, (p, q)):
+                ImageDraw.Draw(picture).ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour, outline=(0, 0, 0))
+        ImageDraw.Draw(pictures[0]).text((4, 4), f"{trial.action}: {trial.obj1.split('---')[-1]}", fill=(0, 0, 0))
+        ImageDraw.Draw(pictures[1]).text((4, 4), trial.obj2.split("---")[-1], fill=(0, 0, 0))
+        rows.append(pictures)
+    size = rows[0][0].size[0]
+    sheet = Image.new("RGB", (2 * size, size * len(rows)), (255, 255, 255))
+    for r, pictures in enumerate(rows):
+        for c, picture in enumerate(pictures):
+            sheet.paste(picture, (c * size, r * size))
+    with written(path) as tmp:
+        sheet.save(tmp, format="PNG")
+    return path
+
+
+def _hue(h: float) -> tuple[float, float, float]:
+    import colorsys
+
+    return colorsys.hsv_to_rgb(h, 0.9, 1.0)
+
+
+def run_eval(
+    pairs: Path,
+    checkpoints: list[Path],
+    *,
+    baselines: bool = True,
+    device: str = "auto",
+    save: Path | None = None,
+    figure_path: Path | None = None,
+    seed: int = 1234,
+    advance: Callable[[], None] = lambda: None,
+) -> dict:
+    """Every run (and its backbone alone, and chance) on the trials of ``pairs`` (a folder written by
+    ``afcli data dfc-pairs``: images/, 2d_annotations/, selected_annotations.json)."""
+    from afcli.data.dfc import LIST_FILE, read_pairs
+    from afcli.methods import load, method_of_run
+    from afcli.runtime import pick_device
+
+    pairs = Path(pairs)
+    listing = pairs / LIST_FILE
+    trials = read_pairs(pairs / "2d_annotations", listing if listing.is_file() else None)
+    images = pairs / "images"
+    rows: dict[str, dict] = {}
+    if baselines:
+        rows["chance"] = evaluate(trials, images, None, chance_seed=seed, advance=advance)
+    for run in checkpoints:
+        method = method_of_run(run)
+        if method.predictor is None or "dfc" not in method.benchmarks:
+            raise InputError(f"a {method.name} run is not scored on dense functional correspondence", run)
+        scorer = load(method.predictor)(run, pick_device(device))
+        if baselines:
+            rows[f"backbone {scorer.spec['backbone']['name']} (raw)"] = evaluate(
+                trials, images, scorer.raw, advance=advance
+            )
+        rows[str(run)] = evaluate(trials, images, scorer.features, save=save, advance=advance)
+        if figure_path is not None:
+            figure(trials, images, scorer.features, figure_path)
+    return {"pairs": str(pairs), "trials": len(trials), "results": rows}

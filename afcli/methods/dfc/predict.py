@@ -1,0 +1,68 @@
+"""Pixel features of a trained dense functional correspondence run, and of its frozen backbone alone
+(the paper's DINO baseline: no text, no MLP), for ``afcli eval dfc``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from afcli.engine.checkpoint import load_checkpoint
+from afcli.errors import InputError
+from afcli.methods.dfc.task import SPEC_FILE, TEXT_FILE, load_backbone
+from afcli.models.dfc import FunctionalCorrespondence, raw_features
+
+CHUNK = 8192
+
+
+def model_folder(run: Path) -> Path:
+    for folder in (run / "best", run / "model", run):
+        if (folder / SPEC_FILE).is_file():
+            return folder
+    raise InputError("not a dense functional correspondence run (no model/dfc.json)", run)
+
+
+class RunFeatures:
+    """``features(rgb, mask, function, pixels)`` of a run; ``raw`` gives its backbone's own features."""
+
+    def __init__(self, run: str | Path, device: torch.device):
+        folder = model_folder(Path(run))
+        self.spec = json.loads((folder / SPEC_FILE).read_text())
+        self.head = FunctionalCorrespondence.from_pretrained(folder).to(device).eval()
+        state = load_checkpoint(folder / TEXT_FILE, ("functions", "vectors"), what="encoded functions")
+        self.text = dict(zip(state["functions"], state["vectors"].float()))
+        self.backbone = load_backbone(self.spec["backbone"], device)
+        self.device = device
+        self.run = str(run)
+
+    def _vector(self, function: str) -> torch.Tensor:
+        if function not in self.text:
+            from afcli.data.taxonomy import prompt_text
+            from afcli.prompts import sentence_embeddings
+
+            t = self.spec["text"]
+            self.text[function] = sentence_embeddings(t["encoder"], [prompt_text(function)], t["weights"])[0].cpu()
+        return self.text[function].to(self.device)
+
+    def _grid(self, rgb: np.ndarray) -> torch.Tensor:
+        return self.backbone(torch.from_numpy(np.array(rgb))[None].to(self.device))
+
+    @torch.no_grad()
+    def features(self, rgb: np.ndarray, mask: np.ndarray, function: str, pixels: np.ndarray) -> torch.Tensor:
+        fused = self.head.fuse(self._grid(rgb))
+        text = self._vector(function)[None]
+        out = []
+        for start in range(0, len(pixels), CHUNK):
+            chunk = torch.from_numpy(pixels[start : start + CHUNK]).float().to(self.device)[None]
+            out.append(self.head(fused, chunk, text)[0][0])
+        return torch.cat(out) if out else torch.zeros(0, self.head.config.out_dim, device=self.device)
+
+    @torch.no_grad()
+    def raw(self, rgb: np.ndarray, mask: np.ndarray, function: str, pixels: np.ndarray) -> torch.Tensor:
+        grid = self._grid(rgb)
+        size = self.head.config.image_size
+        return raw_features(
+            grid, self.head.config.blocks, torch.from_numpy(pixels).float().to(self.device)[None], size
+        )[0]

@@ -1,0 +1,156 @@
+"""The released pseudo-labelling rules (../shared/reference/dense-functional-correspondence-official-code.md
+§3, ``heatmap_3dviz.py`` and ``pseudo_label.py``), on afcli's renders.
+
+Voting: every box of a view adds one to each *visible* point whose projection it covers (inclusive
+bounds); views with two boxes or fewer are skipped; the sum over views is min-max normalised over
+the object's points.
+
+Masks, per view: the point heat is carried to every object pixel (the pixel's surface point, from
+its depth, takes the heat of its nearest point — afcli's clouds are 2 048 points, not the code's
+100 000, so a plain splat would leave holes), ×255 to uint8; when fewer than ``dense_min`` pixels
+exceed 0.5 the mask is a hard threshold at 128, else pixels below 64 rise to 64, a Gaussian blur,
+Otsu's threshold (falling back to 128 on the unblurred image when Otsu's is below 64), and a
+morphological closing; finally × the object mask. The code works at 490² and resizes to 224²; afcli
+works at the render size, so the kernel sizes, iterations and the 200-point floor scale by
+``size / 490`` (11×11 blur → 5×5 at 224², 5×5 ×5 closing → 3×3 ×2, 200 → 42 pixels).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+OFFICIAL_SIZE = 490
+
+
+def vote(pixels: torch.Tensor, visible: torch.Tensor, boxes: list[torch.Tensor], min_boxes: int = 3) -> torch.Tensor:
+    """Point heat (N,) in [0, 1]: ``pixels`` (V, N, 2) as (x, y), ``visible`` (V, N), ``boxes`` per view
+    (B, 4) as x0, y0, x1, y1 in pixels."""
+    counts = torch.zeros(pixels.shape[1], dtype=torch.float64, device=pixels.device)
+    rounded = pixels.round()
+    for view, view_boxes in enumerate(boxes):
+        if len(view_boxes) < min_boxes:
+            continue
+        x, y = rounded[view, :, 0:1], rounded[view, :, 1:2]
+        b = view_boxes.to(pixels.dtype).to(pixels.device)
+        inside = (x >= b[:, 0]) & (x <= b[:, 2]) & (y >= b[:, 1]) & (y <= b[:, 3])
+        counts += (inside & visible[view].unsqueeze(1)).sum(1)
+    span = counts.max() - counts.min()
+    return ((counts - counts.min()) / span if span > 0 else torch.zeros_like(counts)).float()
+
+
+def nearest_point(depth: torch.Tensor, K: torch.Tensor, c2w: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Index of the point nearest to each pixel's surface point (V, H, W); -1 on background."""
+    from afcli.ops.points import knn
+    from afcli.render.correspondence import surface_points
+
+    world = surface_points(depth, K, c2w)
+    hit = depth > 0
+    nearest = torch.full(depth.shape, -1, dtype=torch.long, device=depth.device)
+    if hit.any():
+        index, _ = knn(points.float()[None], world[hit].float()[None], 1)
+        nearest[hit] = index[0, :, 0].long()
+    return nearest
+
+
+def _odd(value: float, floor: int = 3) -> int:
+    size = max(floor, int(round(value)))
+    return size if size % 2 else size + 1
+
+
+def gaussian_blur(image: torch.Tensor, size: int) -> torch.Tensor:
+    """OpenCV's GaussianBlur with σ derived from the kernel size (0.3·((k−1)/2 − 1) + 0.8), reflected borders."""
+    sigma = 0.3 * ((size - 1) * 0.5 - 1) + 0.8
+    taps = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    kernel = torch.exp(-(taps**2) / (2 * sigma**2))
+    kernel = (kernel / kernel.sum()).float()
+    x = F.pad(image[None, None].float(), (size // 2,) * 4, mode="reflect")
+    x = F.conv2d(x, kernel.view(1, 1, 1, -1))
+    x = F.conv2d(x, kernel.view(1, 1, -1, 1))
+    return x[0, 0]
+
+
+def otsu(image: np.ndarray) -> int:
+    """Otsu's threshold of a uint8 image (OpenCV's rule: the first maximum of the between-class variance)."""
+    hist = np.bincount(image.ravel(), minlength=256).astype(np.float64)
+    total = hist.sum()
+    if total == 0:
+        return 0
+    levels = np.arange(256)
+    weight0 = np.cumsum(hist)
+    weight1 = total - weight0
+    mean0 = np.cumsum(hist * levels)
+    mean_total = mean0[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (mean_total * weight0 - total * mean0) ** 2 / (weight0 * weight1)
+    between[~np.isfinite(between)] = -1
+    return int(np.argmax(between))
+
+
+def closing(mask: torch.Tensor, size: int, iterations: int) -> torch.Tensor:
+    """Dilate ``iterations`` times, then erode as many (OpenCV MORPH_CLOSE with a square kernel)."""
+    x = mask[None, None].float()
+    for _ in range(iterations):
+        x = F.max_pool2d(x, size, 1, size // 2)
+    for _ in range(iterations):
+        x = -F.max_pool2d(-F.pad(x, (size // 2,) * 4, value=1.0), size, 1, 0)
+    return x[0, 0] > 0.5
+
+
+def part_mask(heat: torch.Tensor, object_mask: torch.Tensor) -> torch.Tensor:
+    """(H, W) pixel heat in [0, 1] (0 off the object) → the boolean part mask, by the released rule."""
+    scale = heat.shape[-1] / OFFICIAL_SIZE
+    image = (heat * 255).to(torch.uint8)
+    if int((heat > 0.5).sum()) < 200 * scale**2:
+        mask = image >= 128
+    else:
+        raised = torch.clamp(image, min=64)
+        blurred = gaussian_blur(raised, _odd(11 * scale)).round().clamp(0, 255).to(torch.uint8)
+        threshold = otsu(blurred.cpu().numpy())
+        mask = blurred > threshold if threshold >= 64 else image >= 128
+        mask = closing(mask, _odd(5 * scale), max(1, round(5 * scale)))
+    return mask & object_mask
+
+
+def pack(masks: np.ndarray) -> np.ndarray:
+    """Boolean masks (..., H, W) → bits packed along W (..., H, ⌈W/8⌉) uint8."""
+    return np.packbits(masks.astype(bool), axis=-1)
+
+
+def unpack(packed: np.ndarray, width: int) -> np.ndarray:
+    return np.unpackbits(packed, axis=-1, count=width).astype(bool)
+
+
+def oracle_boxes(
+    part: torch.Tensor, object_mask: torch.Tensor, rng: np.random.Generator, noise: float, trials: int = 4
+) -> torch.Tensor:
+    """``trials`` boxes (B, 4) around a view's true part mask, as a detector sampled ``trials`` times
+    would give: each side moved by N(0, noise · box side); with probability ``noise`` a box is
+    instead a random box of the same size elsewhere on the object. No pixel of the part: no box."""
+    rows, cols = torch.nonzero(part, as_tuple=True)
+    if len(rows) == 0:
+        return torch.zeros(0, 4)
+    x0, x1, y0, y1 = cols.min().item(), cols.max().item(), rows.min().item(), rows.max().item()
+    w, h = x1 - x0 + 1, y1 - y0 + 1
+    on_object = torch.nonzero(object_mask)
+    boxes = []
+    for _ in range(trials):
+        if noise > 0 and rng.random() < noise:
+            cy, cx = on_object[rng.integers(len(on_object))].tolist()
+            box = [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
+        else:
+            jitter = rng.normal(0.0, noise, 4) * np.array([w, h, w, h]) if noise > 0 else np.zeros(4)
+            box = list(np.array([x0, y0, x1, y1], np.float64) + jitter)
+        boxes.append(box)
+    out = torch.tensor(boxes, dtype=torch.float32)
+    size = part.shape[-1]
+    return torch.stack(
+        [
+            out[:, 0].clamp(0, size - 1),
+            out[:, 1].clamp(0, size - 1),
+            out[:, 2].clamp(0, size - 1),
+            out[:, 3].clamp(0, size - 1),
+        ],
+        1,
+    )
