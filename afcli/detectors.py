@@ -40,6 +40,10 @@ class Detector:
         from afcli.teachers.vit import load_pretrained
 
         transformers = require("transformers", f"detector {name}")
+        from pathlib import Path
+
+        if weights is None and Path(name).is_dir():
+            weights = name  # a local folder named as the detector
         model_id = DETECTORS.get(name, name)
         self.name = name
         self.model, self.weights, self.weights_sha256 = load_pretrained(
@@ -54,7 +58,11 @@ class Detector:
         return {"detector": self.name, "detector_weights": self.weights, "detector_sha256": self.weights_sha256}
 
     def _run(self, rgb: np.ndarray, text) -> tuple[torch.Tensor, torch.Tensor, dict]:
-        inputs = self.processor(text=text, images=[rgb], return_tensors="pt", padding=True, truncation=True)
+        text_config = getattr(self.model.config, "text_config", None)
+        longest = getattr(text_config, "max_position_embeddings", None) if not self.grounding else None
+        inputs = self.processor(
+            text=text, images=[rgb], return_tensors="pt", padding=True, truncation=True, max_length=longest
+        )
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         with torch.no_grad():
             out = self.model(**inputs)

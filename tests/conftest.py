@@ -351,3 +351,18 @@ TINY_AVAGFORMER = [
         "audio.segments": 3,
     }.items()
 ]
+
+
+@pytest.fixture(scope="session")
+def dfc_store(synth_store, tmp_path_factory) -> Path:
+    """The synth store with 4 kept 64-px views and oracle pseudo-labels (/labels/oracle)."""
+    import shutil
+
+    from afcli.pseudolabel.stage import PseudolabelSettings, pseudolabel_store
+    from afcli.render.stage import RenderSettings, render_store
+
+    path = tmp_path_factory.mktemp("dfc") / "shapes.h5"
+    shutil.copy(synth_store, path)
+    render_store(path, RenderSettings(views=4, size=64), keep_views=True, device="cpu")
+    pseudolabel_store(path, PseudolabelSettings(noise=0.1, device="cpu"))
+    return path

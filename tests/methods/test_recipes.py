@@ -69,6 +69,15 @@ def test_every_recipe_runs(recipe, tmp_path, request, tiny_weights, tiny_roberta
             settings.audio.weights = str(request.getfixturevalue("tiny_vggish"))
         apply_sets(settings, TINY_AVAGFORMER)
         settings.epochs, settings.batch_size, settings.val_batch_size = 1, 8, 8
+    elif method == "dfc":
+        settings.data.store = str(request.getfixturevalue("dfc_store"))
+        if settings.backbone.name.startswith("dinov2"):
+            settings.backbone.weights, settings.backbone.size = str(tiny_weights["dinov2"]), 56
+            settings.backbone.blocks = 2  # the tiny DINOv2 has 2 blocks
+        if settings.text.encoder.startswith("clip"):
+            settings.text.encoder = "minilm-l6"  # no tiny CLIP text tower here; the text width is read off the encoder
+        settings.model.hidden, settings.data.points, settings.data.min_part_pixels = 32, 8, 4
+        settings.epochs, settings.batch_size, settings.steps_per_epoch = 1, 2, 2
     else:
         settings.data.store = str(request.getfixturevalue("cast_store"))
         stand_ins(settings, tiny_weights, tiny_roberta)

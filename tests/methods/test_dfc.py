@@ -1,0 +1,139 @@
+"""Dense functional correspondence: the pseudo-labelling rules, the oracle and detector paths of
+``afcli pseudolabel``, and ``afcli eval dfc --predictions`` on a hand-made annotation folder."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from afcli.pseudolabel.voting import oracle_boxes, otsu, pack, unpack, vote
+
+
+def test_votes_count_covering_boxes_of_views_with_enough_boxes():
+    pixels = torch.tensor([[[1.0, 1.0], [5.0, 5.0], [9.0, 9.0]], [[1.0, 1.0], [5.0, 5.0], [9.0, 9.0]]])
+    visible = torch.tensor([[True, True, False], [True, True, True]])
+    box = torch.tensor([[0.0, 0.0, 5.0, 5.0]])
+    heat = vote(pixels, visible, [box.repeat(3, 1), box.repeat(2, 1)], min_boxes=3)  # view 2 has 2 boxes: skipped
+    assert heat.tolist() == [1.0, 1.0, 0.0]  # counts 3, 3, 0 → min-max
+    assert vote(pixels, visible, [box.repeat(3, 1), torch.zeros(0, 4)]).tolist() == [1.0, 1.0, 0.0]
+
+
+def test_otsu_splits_two_levels_and_bits_round_trip():
+    image = np.array([10] * 50 + [200] * 50, np.uint8)
+    assert 10 <= otsu(image) < 200
+    masks = np.random.default_rng(0).random((2, 3, 5, 13)) > 0.5
+    assert (unpack(pack(masks), 13) == masks).all()
+
+
+def test_oracle_without_noise_boxes_the_part():
+    part = torch.zeros(10, 10, dtype=torch.bool)
+    part[2:5, 3:8] = True
+    boxes = oracle_boxes(part, torch.ones(10, 10, dtype=torch.bool), np.random.default_rng(0), 0.0, 4)
+    assert boxes.tolist() == [[3.0, 2.0, 7.0, 4.0]] * 4
+
+
+def test_oracle_labels_carry_provenance_and_quality(dfc_store):
+    from afcli.pseudolabel.stage import PseudolabelSettings, pseudolabel_store
+    from afcli.store import open_store
+
+    with open_store(dfc_store) as f:
+        labels = f["labels/oracle"]
+        assert labels.attrs["oracle"] and json.loads(labels.attrs["channels"])[0] == "cut-with"
+        assert f["views/sphere/oracle"].shape[1:] == (4, labels.shape[-1], 64, 8)
+        assert labels[:].max() == 1.0
+    again = pseudolabel_store(dfc_store, PseudolabelSettings(noise=0.1, device="cpu"))
+    assert again["processed"] == 0 and again["already_done"] > 0  # resumable: nothing redone
+
+
+@pytest.fixture(scope="module")
+def tiny_owlv2(tmp_path_factory):
+    """A random OWLv2 with a byte-level tokenizer, saved and read through transformers' own loaders."""
+    import transformers as T
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    folder = tmp_path_factory.mktemp("owlv2")
+    chars = list(bytes_to_unicode().values())
+    vocab = {c: i for i, c in enumerate(chars)} | {c + "</w>": len(chars) + i for i, c in enumerate(chars)}
+    vocab |= {"<|startoftext|>": len(vocab), "<|endoftext|>": len(vocab) + 1}
+    tokenizer = T.CLIPTokenizer(vocab=vocab, merges=[])
+    processor = T.Owlv2Processor(
+        image_processor=T.Owlv2ImageProcessor(size={"height": 64, "width": 64}), tokenizer=tokenizer
+    )
+    small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
+    text = dict(
+        small,
+        vocab_size=len(vocab),
+        max_position_embeddings=16,
+        bos_token_id=len(vocab) - 2,
+        eos_token_id=len(vocab) - 1,
+    )
+    config = T.Owlv2Config(text_config=text, vision_config=dict(small, image_size=64, patch_size=16), projection_dim=32)
+    torch.manual_seed(0)
+    T.Owlv2ForObjectDetection(config).save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def test_detector_path_runs_end_to_end(dfc_store, tiny_owlv2, tmp_path):
+    import shutil
+
+    from afcli.pseudolabel.stage import PseudolabelSettings, pseudolabel_store
+
+    store = tmp_path / "store.h5"
+    shutil.copy(dfc_store, store)
+    result = pseudolabel_store(store, PseudolabelSettings(detector=str(tiny_owlv2), name="owl", device="cpu"))
+    assert result["labels"] == "/labels/owl" and result["labelled"] > 0
+    assert result["seconds"]["detect"] > 0 and result["overhead"] is not None
+    assert set(result["iou"]) <= set(result["functions"]) and result["iou"]  # measured, even if meaningless
+
+
+def test_missing_detector_is_one_line(dfc_store, afcli_run, tmp_path):
+    result = afcli_run("pseudolabel", dfc_store, "--detector", "owlv2", "--offline", check=2)
+    assert "google/owlv2-base-patch16-ensemble" in result.stdout + result.stderr
+
+
+def _hand_made(root):
+    """Two 40×40 objects (masks: the left and the right half), one trial of two GT pairs."""
+    from PIL import Image
+
+    for obj, cols in (("a---knife", slice(0, 20)), ("b---scissors", slice(20, 40))):
+        mask = np.zeros((40, 40), np.uint8)
+        mask[:, cols] = 255
+        for folder, picture in (
+            ("rgb_images_processed", np.zeros((40, 40, 3), np.uint8)),
+            ("object_masks_processed", mask),
+        ):
+            (root / "images" / obj / folder).mkdir(parents=True)
+            Image.fromarray(picture).save(root / "images" / obj / folder / "0000.png")
+    trial = root / "2d_annotations" / "cut-with" / "a---knife|||b---scissors|||0000" / "trial_0"
+    trial.mkdir(parents=True)
+    np.save(trial / "a---knife|||0000.png.npy", np.array([[5, 5], [30, 10]]))  # (row, col)
+    np.save(trial / "b---scissors|||0000.png.npy", np.array([[5, 25], [30, 30]]))
+    return trial
+
+
+def test_eval_predictions_scores_a_hand_made_trial(tmp_path, afcli_run):
+    pairs = tmp_path / "pairs"
+    _hand_made(pairs)
+    predicted = tmp_path / "pred" / "cut-with" / "a---knife|||b---scissors" / "0000" / "trial_0"
+    predicted.mkdir(parents=True)
+    # 1→2: the first point exact, the second 30 px off; 2→1: both exact.
+    np.save(predicted / "transfer_1to2.npy", np.array([[5, 25], [0, 30]]))
+    np.save(predicted / "transfer_2to1.npy", np.array([[5, 5], [30, 10]]))
+    for d, (p1, p2) in {
+        "1to2": ([[5, 5], [30, 10]], [[5, 25], [30, 30]]),
+        "2to1": ([[5, 25], [30, 30]], [[5, 5], [30, 10]]),
+    }.items():
+        np.savez(
+            predicted / f"discovery_{d}.npz", points1=np.array(p1), points2=np.array(p2), scores=np.array([0.9, 0.1])
+        )
+    result = afcli_run("--json", "eval", "dfc", "--pairs", pairs, "--predictions", tmp_path / "pred", check=0)
+    scored = json.loads(result.stdout)["results"][str(tmp_path / "pred")]
+    assert scored["entries"] == 2
+    assert scored["all"]["pck@23"] == pytest.approx(0.75)  # (1/2 + 2/2) / 2, macro over directions
+    assert scored["all"]["dist"] == pytest.approx((30 / 223 / 2 + 0) / 2)
+    # Two predictions, both exact: cutoffs below 0.5 keep none (skipped); 0.5-0.99 keep one (P 1, R 1/2,
+    # F1 2/3); 1.0 keeps both (P 1, R 1). Best F1 1; AP = 1/2 · 1 + 1/2 · 1.
+    assert scored["all"]["f1@23"] == pytest.approx(1.0) and scored["all"]["ap@23"] == pytest.approx(1.0)
+    assert "across" in scored and "within" not in scored
