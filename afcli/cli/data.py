@@ -36,6 +36,26 @@ def synth(
     )
 
 
+@app.command("metaworld")
+@handle_errors
+def metaworld(
+    out: Path = typer.Argument(
+        ..., help="Folder to write meshes/ and manifest.json into (then afcli data import OUT)."
+    ),
+    objects: Optional[str] = typer.Option(
+        None, "--objects", help="Comma-separated subset: mug,hammer,thermos,faucet,drawer,coffeemachine."
+    ),
+    json: JsonOption = False,
+) -> None:
+    """Real part-split CAD objects of the metaworld package (pip install --no-deps metaworld), built-in format."""
+    apply_json(json)
+    from afcli.data.metaworld import write_objects
+
+    with progress("metaworld") as (advance, _):
+        result = write_objects(out, objects.split(",") if objects else None, advance)
+    emit(result, lambda r: stdout.print(f"wrote {r['objects']} objects ({', '.join(r['categories'])}) to {r['out']}"))
+
+
 @app.command("dfc-pairs")
 @handle_errors
 def dfc_pairs(

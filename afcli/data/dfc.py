@@ -161,24 +161,90 @@ def align(part1: np.ndarray, part2: np.ndarray) -> Callable[[np.ndarray], np.nda
     return lambda points: (points - c2) / e2 * e1 + c1
 
 
-def dense_matches(xy1, world1, xy2, world2, max_points: int, rng: np.random.Generator):
-    """Dedupe, shuffle, FPS both sides in 2D to n = min(max_points, n1, n2), Hungarian on 3D distance."""
+def dense_matches(key1, world1, key2, world2, max_points: int, rng: np.random.Generator):
+    """Shuffle, FPS both sides on their ``key`` coordinates (2D pixels, or 3D points) to n =
+    min(max_points, n1, n2), and match them one-to-one by the Hungarian method on the aligned 3D
+    distance → the indices (n,) into side 1 and side 2 of each matched pair."""
     from scipy.optimize import linear_sum_assignment
 
     from afcli.ops.points import fps
 
     picked = []
-    n = min(max_points, len(xy1), len(xy2))
-    for xy, world in ((xy1, world1), (xy2, world2)):
-        order = rng.permutation(len(xy))
-        xy, world = xy[order], world[order]
-        flat = torch.from_numpy(np.concatenate([xy, np.zeros((len(xy), 1))], 1)).float()[None]
-        chosen = fps(flat, n)[0].numpy()
-        picked.append((xy[chosen], world[chosen]))
-    (a_xy, a_world), (b_xy, b_world) = picked
-    cost = np.linalg.norm(a_world[:, None] - b_world[None], axis=-1)
-    rows, cols = linear_sum_assignment(cost)
-    return a_xy[rows], b_xy[cols]
+    n = min(max_points, len(key1), len(key2))
+    for key in (key1, key2):
+        order = rng.permutation(len(key))
+        padded = np.zeros((len(key), 3))
+        padded[:, : key.shape[1]] = key[order]
+        picked.append(order[fps(torch.from_numpy(padded).float()[None], n)[0].numpy()])
+    first, second = picked
+    rows, cols = linear_sum_assignment(np.linalg.norm(world1[first][:, None] - world2[second][None], axis=-1))
+    return first[rows], second[cols]
+
+
+class StoreObjects:
+    """The objects of one split of a store with kept renders and true parts, read lazily: views,
+    points, true functional-part points per function, and the point each object pixel shows."""
+
+    def __init__(self, f, taxonomy, rig: str, split: str):
+        from afcli.store.schema import decode
+
+        if f"views/{rig}/index" not in f:
+            raise InputError(f"no kept renders /views/{rig} (afcli render --keep-views)", f.filename)
+        if "labels/part" not in f:
+            raise InputError("functionally aligned pairs need true parts (/labels/part)", f.filename)
+        self.f, self.taxonomy, self.rig = f, taxonomy, rig
+        self.ids = decode(f["samples/id"][:])
+        self.categories = decode(f["samples/category"][:])
+        splits = decode(f["labels/split"][:]) if "labels/split" in f else [split] * len(self.ids)
+        self.rows = [r for r in range(len(self.ids)) if splits[r] == split and taxonomy.parts_of(self.categories[r])]
+        self._cache: dict[int, dict] = {}
+
+    def name(self, row: int) -> str:
+        """The official ``<uid>---<category>`` object name."""
+        return f"{self.ids[row]}---{self.categories[row]}"
+
+    def __getitem__(self, row: int) -> dict:
+        if row not in self._cache:
+            from afcli.pseudolabel.voting import project_points
+            from afcli.render.correspondence import surface_points
+            from afcli.store.schema import decode, read_sample
+
+            f = self.f
+            views = {
+                k: torch.from_numpy(np.asarray(f[f"views/{self.rig}/{k}"][row]))
+                for k in ("rgb", "depth", "index", "K", "c2w")
+            }
+            points = torch.from_numpy(np.asarray(read_sample(f, row, "points/xyz"), np.float32))
+            face = np.asarray(read_sample(f, row, "points/face"), np.int64) if "points/face" in f else None
+            own = torch.from_numpy(face) if face is not None and (face >= 0).any() else torch.arange(len(points))
+            pixels, visible, nearest = project_points(points, own, views)
+            self._cache[row] = {
+                **views,
+                "points": points.numpy(),
+                "labels": np.asarray(read_sample(f, row, "labels/part"), np.int64),
+                "names": [p.get("name", "") for p in json.loads(decode([f["text/parts"][row]])[0] or "[]")],
+                "pixels": pixels,
+                "visible": visible,
+                "nearest": nearest.numpy(),
+                "world": surface_points(views["depth"], views["K"], views["c2w"]).numpy(),
+            }
+        return self._cache[row]
+
+    def part_points(self, row: int, function: str) -> np.ndarray:
+        """(N,) the points of the parts serving ``function``."""
+        sample = self[row]
+        serving = {p.name for p in self.taxonomy.parts_for(self.categories[row], function)}
+        return np.isin(sample["labels"], [i for i, n in enumerate(sample["names"]) if n in serving])
+
+    def pairs(self, per_function: int, rng: np.random.Generator) -> list[tuple[str, int, int]]:
+        """(function, row 1, row 2): up to ``per_function`` random pairs of distinct objects per function."""
+        chosen = []
+        for function in self.taxonomy.functions:
+            having = [r for r in self.rows if self.taxonomy.parts_for(self.categories[r], function)]
+            pairs = list(itertools.combinations(having, 2))
+            rng.shuffle(pairs)
+            chosen += [(function, r1, r2) for r1, r2 in pairs[:per_function]]
+        return chosen
 
 
 def write_pairs(
@@ -197,105 +263,54 @@ def write_pairs(
     from PIL import Image
 
     from afcli.data.taxonomy import load_taxonomy
-    from afcli.pseudolabel.voting import nearest_point
-    from afcli.render.correspondence import surface_points
     from afcli.store import open_store
-    from afcli.store.schema import decode, read_sample
 
     store, out = Path(store), Path(out)
-    tax = load_taxonomy(taxonomy)
     rng = np.random.default_rng(seed)
     with open_store(store) as f:
-        if f"views/{rig}/index" not in f:
-            raise InputError(f"no kept renders /views/{rig} (afcli render --keep-views)", store)
-        if "labels/part" not in f:
-            raise InputError("evaluation pairs need true parts (/labels/part)", store)
-        ids = decode(f["samples/id"][:])
-        categories = decode(f["samples/category"][:])
-        splits = decode(f["labels/split"][:]) if "labels/split" in f else [split] * len(ids)
-        rows = [r for r in range(len(ids)) if splits[r] == split and tax.parts_of(categories[r])]
-        cache: dict[int, dict] = {}
-
-        def sample(row: int) -> dict:
-            if row not in cache:
-                views = {
-                    k: torch.from_numpy(np.asarray(f[f"views/{rig}/{k}"][row]))
-                    for k in ("rgb", "depth", "index", "K", "c2w")
-                }
-                points = torch.from_numpy(np.asarray(read_sample(f, row, "points/xyz"), np.float32))
-                labels = np.asarray(read_sample(f, row, "labels/part"), np.int64)
-                names = [p.get("name", "") for p in json.loads(decode([f["text/parts"][row]])[0] or "[]")]
-                nearest = nearest_point(views["depth"], views["K"], views["c2w"], points).numpy()
-                world = surface_points(views["depth"], views["K"], views["c2w"]).numpy()
-                cache[row] = {
-                    **views,
-                    "points": points.numpy(),
-                    "labels": labels,
-                    "names": names,
-                    "nearest": nearest,
-                    "world": world,
-                }
-            return cache[row]
-
-        def part_points(s: dict, category: str, function: str) -> np.ndarray:
-            wanted = [i for i, n in enumerate(s["names"]) if n in {p.name for p in tax.parts_for(category, function)}]
-            return np.isin(s["labels"], wanted)
-
+        objects = StoreObjects(f, load_taxonomy(taxonomy), rig, split)
         listing: dict[str, dict[str, list[str]]] = {}
         written = 0
         images = out / "images"
-        for function in tax.functions:
-            having = [r for r in rows if tax.parts_for(categories[r], function)]
-            pairs = list(itertools.combinations(having, 2))
-            rng.shuffle(pairs)
-            for r1, r2 in pairs[:pairs_per_function]:
-                s1, s2 = sample(r1), sample(r2)
-                on1, on2 = part_points(s1, categories[r1], function), part_points(s2, categories[r2], function)
-                if not on1.any() or not on2.any():
-                    continue
-                moved = align(s1["points"][on1], s2["points"][on2])
-                pix1 = (s1["nearest"] >= 0) & on1[np.maximum(s1["nearest"], 0)]
-                pix2 = (s2["nearest"] >= 0) & on2[np.maximum(s2["nearest"], 0)]
-                count1, count2 = pix1.sum((1, 2)), pix2.sum((1, 2))
-                sources = [v for v in np.argsort(-count1, kind="stable")[:5] if count1[v] > 0]
-                used: set[tuple[int, int]] = set()
-                names = (f"{ids[r1]}---{categories[r1]}", f"{ids[r2]}---{categories[r2]}")
-                pair_dir = out / "2d_annotations" / function / f"{names[0]}{SEPARATOR}{names[1]}{SEPARATOR}0000"
-                for t in range(trials):
-                    if not sources:
-                        break
-                    v1 = int(rng.choice(sources))
-                    forward1 = s1["c2w"][v1, :3, 2].numpy()
-                    agreement = np.array([(1 + forward1 @ s2["c2w"][v, :3, 2].numpy()) / 2 for v in range(len(count2))])
-                    score = 0.5 * agreement + 0.5 * count2 / max(count2.max(), 1)
-                    targets = [v for v in np.argsort(-score, kind="stable") if count2[v] > 0 and (v1, v) not in used][
-                        :5
-                    ]
-                    if not targets:
-                        break
-                    v2 = int(rng.choice(targets))
-                    used.add((v1, v2))
-                    y1, x1 = np.nonzero(pix1[v1])
-                    y2, x2 = np.nonzero(pix2[v2])
-                    a, b = dense_matches(
-                        np.stack([x1, y1], 1),
-                        s1["world"][v1, y1, x1],
-                        np.stack([x2, y2], 1),
-                        moved(s2["world"][v2, y2, x2]),
-                        max_points,
-                        rng,
-                    )
-                    folder = pair_dir / f"trial_{t}"
-                    make_folder(folder)
-                    for name, view, xy in ((names[0], v1, a), (names[1], v2, b)):
-                        np.save(folder / f"{name}{SEPARATOR}{view:04d}.png.npy", xy[:, ::-1].astype(np.int64))
-                    for name, s, view in ((names[0], s1, v1), (names[1], s2, v2)):
-                        _write_view(images / name, s, view, Image)
-                    listing.setdefault(function, {}).setdefault(f"{names[0]}{SEPARATOR}{names[1]}", []).append(
-                        f"trial_{t}"
-                    )
-                    written += 1
-                    advance()
+        for function, r1, r2 in objects.pairs(pairs_per_function, rng):
+            s1, s2 = objects[r1], objects[r2]
+            on1, on2 = objects.part_points(r1, function), objects.part_points(r2, function)
+            if not on1.any() or not on2.any():
+                continue
+            moved = align(s1["points"][on1], s2["points"][on2])
+            pix1 = (s1["nearest"] >= 0) & on1[np.maximum(s1["nearest"], 0)]
+            pix2 = (s2["nearest"] >= 0) & on2[np.maximum(s2["nearest"], 0)]
+            count1, count2 = pix1.sum((1, 2)), pix2.sum((1, 2))
+            sources = [v for v in np.argsort(-count1, kind="stable")[:5] if count1[v] > 0]
+            used: set[tuple[int, int]] = set()
+            names = (objects.name(r1), objects.name(r2))
+            pair_dir = out / "2d_annotations" / function / f"{names[0]}{SEPARATOR}{names[1]}{SEPARATOR}0000"
+            for t in range(trials):
+                if not sources:
+                    break
+                v1 = int(rng.choice(sources))
+                forward1 = s1["c2w"][v1, :3, 2].numpy()
+                agreement = np.array([(1 + forward1 @ s2["c2w"][v, :3, 2].numpy()) / 2 for v in range(len(count2))])
+                score = 0.5 * agreement + 0.5 * count2 / max(count2.max(), 1)
+                ranked = [v for v in np.argsort(-score, kind="stable") if count2[v] > 0 and (v1, v) not in used]
+                if not ranked:
+                    break
+                v2 = int(rng.choice(ranked[:5]))
+                used.add((v1, v2))
+                y1, x1 = np.nonzero(pix1[v1])
+                y2, x2 = np.nonzero(pix2[v2])
+                xy1, xy2 = np.stack([x1, y1], 1), np.stack([x2, y2], 1)
+                i, j = dense_matches(xy1, s1["world"][v1, y1, x1], xy2, moved(s2["world"][v2, y2, x2]), max_points, rng)
+                a, b = xy1[i], xy2[j]
+                folder = pair_dir / f"trial_{t}"
+                make_folder(folder)
+                for name, view, xy in ((names[0], v1, a), (names[1], v2, b)):
+                    np.save(folder / f"{name}{SEPARATOR}{view:04d}.png.npy", xy[:, ::-1].astype(np.int64))
+                for name, s, view in ((names[0], s1, v1), (names[1], s2, v2)):
+                    _write_view(images / name, s, view, Image)
+                listing.setdefault(function, {}).setdefault(f"{names[0]}{SEPARATOR}{names[1]}", []).append(f"trial_{t}")
+                written += 1
+                advance()
     write_text(out / LIST_FILE, json.dumps(listing, indent=1, sort_keys=True) + "\n")
     return {
         "out": str(out),

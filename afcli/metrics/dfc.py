@@ -99,3 +99,14 @@ def _ranked(d1: np.ndarray, d2: np.ndarray, radius: float) -> dict:
     f1 = np.where(p + r > 0, 2 * p * r / np.where(p + r > 0, p + r, 1), 0.0)
     ap = float(np.sum(np.diff(np.concatenate([[0.0], r])) * p))
     return {"f1": float(f1.max()) if len(f1) else 0.0, "ap": ap}
+
+
+RADII_3D = (0.05, 0.1, 0.2)
+
+
+def transfer_3d_entry(predicted: np.ndarray, truth: np.ndarray, diameter: float) -> dict:
+    """Correspondence between point clouds (afcli's 3D extension of label transfer): predicted and GT
+    (K, 3) points of the target object → mean distance and PCK (≤ k) in units of its diameter (the
+    bounding-box diagonal)."""
+    distance = np.linalg.norm(np.asarray(predicted, np.float64) - truth, axis=1) / diameter
+    return {"dist": float(distance.mean()), **{f"pck@{k}": float((distance <= k).mean()) for k in RADII_3D}}

@@ -29,9 +29,7 @@ import torch
 
 from afcli.data.taxonomy import Taxonomy, load_taxonomy
 from afcli.errors import InputError
-from afcli.lift.core import LiftOptions, render_visibility
-from afcli.pseudolabel.voting import nearest_point, oracle_boxes, pack, part_mask, vote
-from afcli.render.stage import diameter
+from afcli.pseudolabel.voting import oracle_boxes, pack, part_mask, project_points, vote
 from afcli.runtime import pick_device
 from afcli.store.schema import decode, read_sample
 from afcli.store.stage import run_stage
@@ -128,18 +126,11 @@ class PseudolabelStage:
             return self._arrays(heat, masks)
         started = time.perf_counter()
         object_mask = view["index"] >= 0
-        nearest = nearest_point(view["depth"], view["K"], view["c2w"], points)
-        from afcli.render.cameras import Cameras
-
-        cameras = Cameras(view["K"], view["c2w"], self.size, self.size)
-        pixels, z = cameras.project(points)
         own = read_sample(f, row, "points/face") if "points/face" in f else None
         own_ids = torch.from_numpy(own.astype(np.int64)).to(device) if own is not None and (own >= 0).any() else None
         if own_ids is None:
             own_ids = torch.arange(len(points), device=device)
-        visible = render_visibility(
-            pixels, z, view["index"], view["depth"], own_ids, LiftOptions().tolerance * diameter(points)
-        )
+        pixels, visible, nearest = project_points(points, own_ids, view)
         truth = self._true_parts(f, row, parts)
         self.seconds["label"] += time.perf_counter() - started
         boxes = self._boxes(f, row, sample_id, parts, truth, nearest, object_mask, device)
@@ -273,8 +264,8 @@ def pseudolabel_store(
         sums = np.sum([r["quality"][function] for r in reports], 0)
         if sums[1] > 0:
             quality[function] = {
-                "points_iou": round(100 * sums[0] / sums[1], 2),
-                "masks_iou": round(100 * sums[2] / max(sums[3], 1), 2),
+                "points_iou": round(float(100 * sums[0] / sums[1]), 2),
+                "masks_iou": round(float(100 * sums[2] / max(sums[3], 1)), 2),
             }
     return {
         "store": str(store),

@@ -40,18 +40,33 @@ def vote(pixels: torch.Tensor, visible: torch.Tensor, boxes: list[torch.Tensor],
     return ((counts - counts.min()) / span if span > 0 else torch.zeros_like(counts)).float()
 
 
-def nearest_point(depth: torch.Tensor, K: torch.Tensor, c2w: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """Index of the point nearest to each pixel's surface point (V, H, W); -1 on background."""
-    from afcli.ops.points import knn
-    from afcli.render.correspondence import surface_points
+def project_points(points: torch.Tensor, own_ids: torch.Tensor, views: dict) -> tuple:
+    """Points (N, 3) seen in kept renders (``views``: depth, index (V, H, W), K, c2w) → their pixels
+    (V, N, 2), visibility (V, N) — the lift stage's exact-id test — and the point each object pixel
+    shows (V, H, W; −1 off the object): the visible points planted at their pixels, every other
+    object pixel taking the nearest planted one (a Euclidean distance transform: the released
+    splat with its holes filled)."""
+    from scipy.ndimage import distance_transform_edt
 
-    world = surface_points(depth, K, c2w)
-    hit = depth > 0
-    nearest = torch.full(depth.shape, -1, dtype=torch.long, device=depth.device)
-    if hit.any():
-        index, _ = knn(points.float()[None], world[hit].float()[None], 1)
-        nearest[hit] = index[0, :, 0].long()
-    return nearest
+    from afcli.lift.core import LiftOptions, pixel_lookup, render_visibility
+    from afcli.render.cameras import Cameras
+
+    V, H, W = views["index"].shape
+    pixels, z = Cameras(views["K"], views["c2w"], H, W).project(points)
+    scale = float((points.amax(0) - points.amin(0)).norm())
+    visible = render_visibility(pixels, z, views["index"], views["depth"], own_ids, LiftOptions().tolerance * scale)
+    flat, _ = pixel_lookup(pixels, H, W)
+    nearest = np.full((V, H, W), -1, np.int64)
+    objects = (views["index"] >= 0).cpu().numpy()
+    for v in range(V):
+        seen = torch.nonzero(visible[v]).squeeze(1)
+        planted = np.full(H * W, -1, np.int64)
+        planted[flat[v, seen].cpu().numpy()] = seen.cpu().numpy()
+        planted = planted.reshape(H, W)
+        if (planted >= 0).any():
+            rows, cols = distance_transform_edt(planted < 0, return_distances=False, return_indices=True)
+            nearest[v] = np.where(objects[v], planted[rows, cols], -1)
+    return pixels, visible, torch.from_numpy(nearest).to(points.device)
 
 
 def _odd(value: float, floor: int = 3) -> int:

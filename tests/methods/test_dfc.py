@@ -137,3 +137,49 @@ def test_eval_predictions_scores_a_hand_made_trial(tmp_path, afcli_run):
     # F1 2/3); 1.0 keeps both (P 1, R 1). Best F1 1; AP = 1/2 · 1 + 1/2 · 1.
     assert scored["all"]["f1@23"] == pytest.approx(1.0) and scored["all"]["ap@23"] == pytest.approx(1.0)
     assert "across" in scored and "within" not in scored
+
+
+@pytest.fixture(scope="module")
+def dfc_run(dfc_store, tiny_weights, tmp_path_factory):
+    """A DFC head trained for two steps on the oracle labels, tiny DINOv2 as the frozen backbone."""
+    from afcli.methods import train
+    from afcli.methods.dfc.settings import DFCSettings
+
+    settings = DFCSettings()
+    settings.data.store, settings.device = str(dfc_store), "cpu"
+    settings.backbone.name, settings.backbone.weights = "dinov2:vits14", str(tiny_weights["dinov2"])
+    settings.backbone.blocks, settings.backbone.size = 2, 56
+    settings.text.encoder = "minilm-l6"
+    settings.model.hidden, settings.data.points, settings.data.min_part_pixels = 32, 8, 4
+    settings.epochs, settings.batch_size, settings.steps_per_epoch = 1, 2, 2
+    run = tmp_path_factory.mktemp("dfc-run") / "run"
+    train("dfc", settings, run, show_progress=False)
+    return run
+
+
+def test_saved_predictions_rescore_to_the_same_numbers(dfc_store, dfc_run, tmp_path, afcli_run):
+    """eval dfc on pairs written by data dfc-pairs; its saved correspondences scored by --predictions
+    give the run's own numbers (one format, both ways)."""
+    pairs = tmp_path / "pairs"
+    afcli_run("data", "dfc-pairs", dfc_store, pairs, "--split", "test", "--pairs", "1", "--max-points", "30", check=0)
+    assert (pairs / "selected_annotations.json").is_file()
+    scored = json.loads(
+        afcli_run("--json", "eval", "dfc", "--pairs", pairs, "--checkpoint", dfc_run, "--save-predictions",
+                  tmp_path / "pred", "--device", "cpu", check=0).stdout
+    )["results"]  # fmt: skip
+    assert set(scored) == {"chance", "backbone dinov2:vits14 (raw)", str(dfc_run)}
+    again = json.loads(
+        afcli_run("--json", "eval", "dfc", "--pairs", pairs, "--predictions", tmp_path / "pred", check=0).stdout
+    )["results"][str(tmp_path / "pred")]
+    assert again["all"] == pytest.approx(scored[str(dfc_run)]["all"])
+
+
+def test_correspondence_in_3d_scores_run_backbone_and_chance(dfc_run, afcli_run):
+    result = json.loads(
+        afcli_run("--json", "eval", "dfc-3d", "--checkpoint", dfc_run, "--pairs", "1", "--max-points", "20",
+                  "--device", "cpu", check=0).stdout
+    )  # fmt: skip
+    rows = result["results"]
+    assert set(rows) == {"chance", "backbone dinov2:vits14 (raw)", str(dfc_run)}
+    for row in rows.values():
+        assert 0 <= row["all"]["pck@0.05"] <= row["all"]["pck@0.1"] <= row["all"]["pck@0.2"] <= 1
