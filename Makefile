@@ -134,18 +134,22 @@ demo-avagformer: $(PKG_STAMP)
 # by the oracle (boxes around the true parts with 20 % noise: no detector weights install offline),
 # evaluation pairs made from functionally aligned held-out objects in the official annotation layout,
 # the function-conditioned head trained on the real EfficientNet-Lite0 with MiniLM-L6 function text,
-# and label transfer + discovery beside chance and the raw backbone (the paper's DINO baseline).
+# and label transfer + discovery beside chance and the raw backbone (the paper's DINO baseline) — on
+# held-out built-in objects, and on the real part-split CAD objects of the metaworld package (never
+# trained on; every pair of them sharing a function).
 ifeq ($(SMOKE),1)
 DFC_DIR ?= $(DEMO_DIR)/dfc-smoke
 DFC_SET := --n 24
 DFC_VIEWS := --views 4
 DFC_PAIRS := --pairs 1 --trials 1 --max-points 100
+DFC_REAL_PAIRS := $(DFC_PAIRS)
 DFC_TRAIN := --epochs 1 --set steps_per_epoch=5
 else
 DFC_DIR ?= $(DEMO_DIR)/dfc
 DFC_SET := --n 96
 DFC_VIEWS := --views 8
 DFC_PAIRS := --pairs 2 --trials 1 --max-points 300
+DFC_REAL_PAIRS := --pairs 3 --trials 2 --max-points 300
 DFC_TRAIN :=
 endif
 demo-dfc: $(PKG_STAMP)
@@ -156,15 +160,22 @@ demo-dfc: $(PKG_STAMP)
 		$(DFC_DIR)/pairs $(DFC_PAIRS)
 	test -f $(DFC_DIR)/run/last.pt || $(BIN)/afcli finetune dfc --recipe recipes/dfc/synth.yaml \
 		--store $(DFC_DIR)/shapes/store.h5 --run $(DFC_DIR)/run $(DFC_TRAIN)
+	$(BIN)/afcli data metaworld $(DFC_DIR)/real
+	$(BIN)/afcli render $(DFC_DIR)/real --keep-views $(DFC_VIEWS)
+	test -f $(DFC_DIR)/real-pairs/selected_annotations.json || $(BIN)/afcli data dfc-pairs $(DFC_DIR)/real/store.h5 \
+		$(DFC_DIR)/real-pairs --split all $(DFC_REAL_PAIRS)
 	@echo
 	@echo "== afcli demo-dfc: functional correspondence on held-out pairs of built-in objects"
 	COLUMNS=140 $(BIN)/afcli eval dfc --pairs $(DFC_DIR)/pairs --checkpoint $(DFC_DIR)/run --figure $(DFC_DIR)/figure.png
+	@echo "== and on real CAD objects (metaworld: mug, hammer, thermos, faucet, drawer, coffee machine), never trained on"
+	COLUMNS=140 $(BIN)/afcli eval dfc --pairs $(DFC_DIR)/real-pairs --checkpoint $(DFC_DIR)/run --figure $(DFC_DIR)/figure-real.png
 	@echo "What the numbers mean: label transfer sends each annotated point of one object to its best match on"
 	@echo "the other (Normalized Dist: pixel error / 223, lower is better; PCK@k: share within k pixels); discovery"
 	@echo "ranks every pixel's cycle-consistent match (best F1 and AP at radius k). Pseudo-labels: oracle (noise 0.2)."
 	@echo
 	@echo "What it made:"
 	@echo "  $(DFC_DIR)/figure.png    query points (left) and their transferred matches (right), one colour per point"
+	@echo "  $(DFC_DIR)/figure-real.png  the same on the metaworld objects"
 	@echo "  $(DFC_DIR)/pairs/        the evaluation pairs in the official annotation layout (afcli eval dfc --predictions)"
 	@echo "  $(DFC_DIR)/run           the trained head (model/: config.json, model.safetensors, dfc.json)"
 	@echo "  $(DFC_DIR)/shapes/store.h5  renders, oracle pseudo-labels /labels/oracle (afcli store info)"

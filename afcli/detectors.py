@@ -82,8 +82,10 @@ class Detector:
         if self.grounding:
             for prompt in prompts:
                 logits, boxes, inputs = self._run(rgb, prompt.rstrip(".") + ".")
-                tokens = inputs["attention_mask"][0].bool().cpu()
-                tokens[0] = False  # [CLS]
+                ids = inputs["input_ids"][0].cpu()
+                tokenizer = self.processor.tokenizer
+                skip = torch.tensor([*tokenizer.all_special_ids, tokenizer.convert_tokens_to_ids(".")])
+                tokens = inputs["attention_mask"][0].bool().cpu() & ~torch.isin(ids, skip)  # the phrase's own words
                 scores = logits[:, : len(tokens)][:, tokens].sigmoid().amax(-1)
                 found.append(self._top(boxes, scores, size, top))
             return found

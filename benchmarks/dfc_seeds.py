@@ -36,7 +36,7 @@ def main(dfc_dir: Path, out: Path, seeds: list[int], name: str, sets: list[str])
         baselines = ["--baselines"] if "chance" not in scores else ["--no-baselines"]
         result = json.loads(afcli("--json", "eval", "dfc", "--pairs", str(pairs), "--checkpoint", str(run), *baselines))
         for row, scored in result["results"].items():
-            scores[key if row == str(run) else row.split(" (")[0]] = scored["all"]
+            scores[key if row.startswith(str(run)) else row.split(" (")[0]] = scored["all"]
         path.write_text(json.dumps(scores, indent=1) + "\n")
     print(f"{'model':28s} " + " ".join(f"{k:>13s}" for k in KEYS))
     groups: dict[str, list[dict]] = {}

@@ -110,7 +110,7 @@ def dfc_3d(
     store: Optional[Path] = typer.Option(
         None, "--store", help="Store with kept renders and true parts [the run's training store]."
     ),
-    split: str = typer.Option("test", "--split", help="Objects of this split."),
+    split: str = typer.Option("test", "--split", help="Objects of this split (all: every object)."),
     pairs: int = typer.Option(20, "--pairs", help="Object pairs per function at most."),
     max_points: int = typer.Option(1000, "--max-points", help="GT correspondences per pair at most."),
     taxonomy: str = typer.Option(

@@ -65,7 +65,7 @@ def dfc_pairs(
         "builtin", "--taxonomy", help="builtin, an afcli taxonomy .json or an official folder."
     ),
     rig: str = typer.Option("sphere", "--rig", help="Which kept renders (/views/<rig>)."),
-    split: str = typer.Option("test", "--split", help="Objects of this split."),
+    split: str = typer.Option("test", "--split", help="Objects of this split (all: every object)."),
     trials: int = typer.Option(2, "--trials", help="View pairs per object pair (the code: 6)."),
     pairs: int = typer.Option(20, "--pairs", help="Object pairs per function at most."),
     max_points: int = typer.Option(10000, "--max-points", help="Correspondences per trial at most (the code: 10000)."),

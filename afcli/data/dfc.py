@@ -196,7 +196,9 @@ class StoreObjects:
         self.ids = decode(f["samples/id"][:])
         self.categories = decode(f["samples/category"][:])
         splits = decode(f["labels/split"][:]) if "labels/split" in f else [split] * len(self.ids)
-        self.rows = [r for r in range(len(self.ids)) if splits[r] == split and taxonomy.parts_of(self.categories[r])]
+        self.rows = [
+            r for r in range(len(self.ids)) if split in ("all", splits[r]) and taxonomy.parts_of(self.categories[r])
+        ]
         self._cache: dict[int, dict] = {}
 
     def name(self, row: int) -> str:

@@ -35,7 +35,7 @@ def mask_pixels(mask: np.ndarray) -> np.ndarray:
 
 def best_matches(queries: torch.Tensor, targets: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Index of each query's most similar target (first on ties) and that similarity."""
-    if len(targets) == 0:
+    if len(targets) == 0 or len(queries) == 0:
         return np.full(len(queries), -1), np.zeros(len(queries))
     index, value = [], []
     for start in range(0, len(queries), CHUNK):
@@ -47,8 +47,11 @@ def best_matches(queries: torch.Tensor, targets: torch.Tensor) -> tuple[np.ndarr
 
 
 def _at(pixels: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """Pixels of the matches; an empty target (index −1) gives (0, 0)."""
-    return np.where((index >= 0)[:, None], pixels[np.maximum(index, 0)] if len(pixels) else 0, 0)
+    """Pixels of the matches; an empty target (index −1) gives (0, 0), as the released argmax does."""
+    out = np.zeros((len(index), 2), np.int64)
+    found = index >= 0
+    out[found] = pixels[index[found]]
+    return out
 
 
 class ViewCache:
@@ -271,7 +274,7 @@ def run_eval(
             rows[f"backbone {scorer.spec['backbone']['name']} (raw)"] = evaluate(
                 trials, images, scorer.raw, advance=advance
             )
-        rows[str(run)] = evaluate(trials, images, scorer.features, save=save, advance=advance)
+        rows[f"{run} [{scorer.labels} labels]"] = evaluate(trials, images, scorer.features, save=save, advance=advance)
         if figure_path is not None:
             figure(trials, images, scorer.features, figure_path)
     return {"pairs": str(pairs), "trials": len(trials), "results": rows}

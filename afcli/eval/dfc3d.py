@@ -130,7 +130,9 @@ def run_eval_3d(
             lifters[f"backbone {scorer.spec['backbone']['name']} (raw)"] = lambda s, fn, sc=scorer: lift_views(
                 s, fn, lambda rgb, px, f: sc.raw(rgb, None, f, px)
             )
-        lifters[str(run)] = lambda s, fn, sc=scorer: lift_views(s, fn, lambda rgb, px, f: sc.features(rgb, None, f, px))
+        lifters[f"{run} [{scorer.labels} labels]"] = lambda s, fn, sc=scorer: lift_views(
+            s, fn, lambda rgb, px, f: sc.features(rgb, None, f, px)
+        )
     if store is None:
         raise InputError("give --store (or a --checkpoint, whose training store is used)")
     return evaluate_3d(Path(store), lifters, **options)

@@ -167,11 +167,12 @@ def test_saved_predictions_rescore_to_the_same_numbers(dfc_store, dfc_run, tmp_p
         afcli_run("--json", "eval", "dfc", "--pairs", pairs, "--checkpoint", dfc_run, "--save-predictions",
                   tmp_path / "pred", "--device", "cpu", check=0).stdout
     )["results"]  # fmt: skip
-    assert set(scored) == {"chance", "backbone dinov2:vits14 (raw)", str(dfc_run)}
+    named = f"{dfc_run} [oracle (noise 0.1) labels]"  # the oracle is named wherever its run is scored
+    assert set(scored) == {"chance", "backbone dinov2:vits14 (raw)", named}
     again = json.loads(
         afcli_run("--json", "eval", "dfc", "--pairs", pairs, "--predictions", tmp_path / "pred", check=0).stdout
     )["results"][str(tmp_path / "pred")]
-    assert again["all"] == pytest.approx(scored[str(dfc_run)]["all"])
+    assert again["all"] == pytest.approx(scored[named]["all"])
 
 
 def test_correspondence_in_3d_scores_run_backbone_and_chance(dfc_run, afcli_run):
@@ -180,6 +181,89 @@ def test_correspondence_in_3d_scores_run_backbone_and_chance(dfc_run, afcli_run)
                   "--device", "cpu", check=0).stdout
     )  # fmt: skip
     rows = result["results"]
-    assert set(rows) == {"chance", "backbone dinov2:vits14 (raw)", str(dfc_run)}
+    assert set(rows) == {"chance", "backbone dinov2:vits14 (raw)", f"{dfc_run} [oracle (noise 0.1) labels]"}
     for row in rows.values():
         assert 0 <= row["all"]["pck@0.05"] <= row["all"]["pck@0.1"] <= row["all"]["pck@0.2"] <= 1
+
+
+def test_an_empty_target_mask_sends_queries_to_the_origin_and_ties_to_the_first_pixel(tmp_path):
+    """The released argmax over heat·mask − 100·(1 − mask): no mask pixel → (0, 0); equal similarities →
+    the first mask pixel in raster order."""
+    from afcli.data.dfc import Trial
+    from afcli.eval.dfc import ViewCache, predict_trial
+
+    cache = ViewCache(tmp_path, lambda rgb, mask, function, pixels: torch.ones(len(pixels), 4) / 2)
+    square = np.zeros((8, 8), bool)
+    square[2:4, 3:5] = True
+    cache._views = {
+        ("a", "0"): (None, square, np.argwhere(square)[:, ::-1]),
+        ("b", "0"): (None, np.zeros((8, 8), bool), np.zeros((0, 2), int)),
+    }
+    trial = Trial("cut-with", "a", "b", "0000/trial_0", "0", "0", np.array([[3, 2]]), np.array([[5, 5]]))
+    assert predict_trial(trial, cache, "1to2", None)["transfer"].tolist() == [[0, 0]]
+    assert predict_trial(trial, cache, "2to1", None)["transfer"].tolist() == [[3, 2]]  # all tie: first in raster order
+
+
+def test_pseudolabel_needs_kept_renders_and_a_taxonomy(synth_store, dfc_store, afcli_run, tmp_path):
+    result = afcli_run("pseudolabel", synth_store, check=2)
+    assert "no kept renders /views/sphere" in result.stderr and "--keep-views" in result.stderr
+    result = afcli_run("pseudolabel", dfc_store, "--taxonomy", tmp_path / "none.json", check=2)
+    assert "no such taxonomy" in result.stderr
+
+
+@pytest.mark.slow
+def test_two_processes_label_what_one_does(dfc_store, tmp_path):
+    import shutil
+
+    from afcli.pseudolabel.stage import PseudolabelSettings, pseudolabel_store
+    from afcli.store import open_store
+
+    store = tmp_path / "store.h5"
+    shutil.copy(dfc_store, store)
+    pseudolabel_store(store, PseudolabelSettings(noise=0.1, name="two", device="cpu"), gpus=2)
+    with open_store(dfc_store) as one, open_store(store) as two:
+        assert np.array_equal(one["labels/oracle"][:], two["labels/two"][:])
+        assert np.array_equal(one["views/sphere/oracle"][:], two["views/sphere/two"][:])
+
+
+@pytest.fixture(scope="module")
+def tiny_grounding_dino(tmp_path_factory):
+    """A random Grounding DINO (Swin + BERT, one phrase per forward) with a character vocabulary."""
+    import transformers as T
+
+    folder = tmp_path_factory.mktemp("gdino")
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "."] + list(letters) + ["##" + c for c in letters]
+    (folder / "vocab.txt").write_text("\n".join(words) + "\n")
+    processor = T.GroundingDinoProcessor(
+        image_processor=T.GroundingDinoImageProcessor(size={"shortest_edge": 128, "longest_edge": 128}),
+        tokenizer=T.BertTokenizer(str(folder / "vocab.txt")),
+    )
+    swin = T.SwinConfig(
+        embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], window_size=4, image_size=128,
+        out_features=["stage2", "stage3", "stage4"],
+    )  # fmt: skip
+    bert = T.BertConfig(
+        vocab_size=len(words), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
+    )
+    config = T.GroundingDinoConfig(
+        backbone_config=swin, text_config=bert, d_model=32, encoder_layers=1, decoder_layers=2,
+        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, num_queries=10,
+        encoder_n_points=2, decoder_n_points=2, use_timm_backbone=False, use_pretrained_backbone=False, max_text_len=32,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    T.GroundingDinoForObjectDetection(config).save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def test_grounding_dino_boxes_each_phrase(tiny_grounding_dino):
+    from afcli.detectors import Detector
+
+    detector = Detector(str(tiny_grounding_dino))
+    assert detector.grounding
+    found = detector.detect(np.zeros((64, 64, 3), np.uint8), ["the blade", "a handle"], top=4)
+    assert len(found) == 2 and all(len(d.boxes) == 4 for d in found)
+    for d in found:
+        assert (d.boxes[:, :2] <= d.boxes[:, 2:]).all() and (d.boxes >= 0).all() and (d.boxes <= 63).all()
+        assert ((d.scores >= 0) & (d.scores <= 1)).all() and (d.scores[:-1] >= d.scores[1:]).all()

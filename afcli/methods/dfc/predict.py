@@ -24,6 +24,22 @@ def model_folder(run: Path) -> Path:
     raise InputError("not a dense functional correspondence run (no model/dfc.json)", run)
 
 
+def trained_on(run: Path) -> str:
+    """What the run's pseudo-labels were: ``oracle (noise 0.2)``, ``owlv2`` — so that every table names the oracle."""
+    from afcli.engine.run import read_run
+    from afcli.store import open_store
+
+    data = read_run(run)["settings"]["data"]
+    try:
+        with open_store(data["store"]) as f:
+            attrs = f[f"labels/{data['labels']}"].attrs
+            labeller = str(attrs["labeller"])
+            noise = json.loads(attrs["settings"]).get("noise")
+            return f"{labeller} (noise {noise})" if bool(attrs["oracle"]) else labeller
+    except (InputError, KeyError, OSError, ValueError):
+        return str(data["labels"])  # the store moved: its name as the run recorded it
+
+
 class RunFeatures:
     """``features(rgb, mask, function, pixels)`` of a run; ``raw`` gives its backbone's own features."""
 
@@ -36,6 +52,7 @@ class RunFeatures:
         self.backbone = load_backbone(self.spec["backbone"], device)
         self.device = device
         self.run = str(run)
+        self.labels = trained_on(Path(run))
 
     def _vector(self, function: str) -> torch.Tensor:
         if function not in self.text:
