@@ -44,10 +44,9 @@ def main(count: int) -> None:
         import_shapes(tmp / "shapes", store)
         render_store(store, RenderSettings(views=8, size=224), keep_views=True, device="cpu")
         rows = []
-        for name, detector in (("oracle", "oracle"), ("OWLv2-B/16 @960, random", str(save_owlv2(tmp / "owlv2")))):
-            report = pseudolabel_store(
-                store, PseudolabelSettings(detector=detector, name=name.split()[0], device="cpu")
-            )
+        owlv2 = str(save_owlv2(tmp / "owlv2"))
+        for name, detector, label in (("oracle", "oracle", "oracle"), ("OWLv2-B/16 @960, random", owlv2, "owlv2")):
+            report = pseudolabel_store(store, PseudolabelSettings(detector=detector, name=label, device="cpu"))
             labelled = report["labelled"]
             detect, label = (report["seconds"][k] / labelled for k in ("detect", "label"))
             rows.append((name, labelled, detect, label))

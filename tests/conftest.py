@@ -142,7 +142,7 @@ def tiny_weights(tmp_path_factory) -> dict:
     model_cfg = {
         "embed_dim": 16,
         "vision_cfg": {"image_size": 224, "layers": 2, "width": 32, "patch_size": 16, "head_width": 8},
-        "text_cfg": {"context_length": 16, "vocab_size": 99, "width": 32, "heads": 4, "layers": 1},
+        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 4, "layers": 1},  # CLIP BPE ids
     }
     clip_dir = root / "tiny-clip"
     clip_dir.mkdir()

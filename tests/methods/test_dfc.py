@@ -267,3 +267,14 @@ def test_grounding_dino_boxes_each_phrase(tiny_grounding_dino):
     for d in found:
         assert (d.boxes[:, :2] <= d.boxes[:, 2:]).all() and (d.boxes >= 0).all() and (d.boxes <= 63).all()
         assert ((d.scores >= 0) & (d.scores <= 1)).all() and (d.scores[:-1] >= d.scores[1:]).all()
+
+
+def test_function_text_through_clip_text_tower(tiny_weights):
+    """The paper's conditioning: CLIP's encode_text of the bare function words, L2-normalised."""
+    from afcli.data.taxonomy import prompt_text
+    from afcli.prompts import sentence_embeddings
+
+    assert prompt_text("pick up-with") == "pick up with"
+    vectors = sentence_embeddings("clip:ViT-B-32@openai", ["cut with", "pour with"], weights=str(tiny_weights["clip"]))
+    assert vectors.shape == (2, 16) and torch.allclose(vectors.norm(dim=-1), torch.ones(2))
+    assert not torch.allclose(vectors[0], vectors[1])

@@ -75,7 +75,7 @@ def test_every_recipe_runs(recipe, tmp_path, request, tiny_weights, tiny_roberta
             settings.backbone.weights, settings.backbone.size = str(tiny_weights["dinov2"]), 56
             settings.backbone.blocks = 2  # the tiny DINOv2 has 2 blocks
         if settings.text.encoder.startswith("clip"):
-            settings.text.encoder = "minilm-l6"  # no tiny CLIP text tower here; the text width is read off the encoder
+            settings.text.weights = str(tiny_weights["clip"])  # its text tower, CLIP's own tokenizer
         settings.model.hidden, settings.data.points, settings.data.min_part_pixels = 32, 8, 4
         settings.epochs, settings.batch_size, settings.steps_per_epoch = 1, 2, 2
     else:
