@@ -48,6 +48,9 @@ def dfc(
         "transfer_<1to2|2to1>.npy (K, 2) (row, col) and discovery_<d>.npz (points1, points2, scores).",
     ),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also chance and each run's raw backbone."),
+    pred_mask: bool = typer.Option(
+        False, "--pred-mask", help="Also each run with its mask head's part masks (the code's --pred_mask protocol)."
+    ),
     save_predictions: Optional[Path] = typer.Option(
         None, "--save-predictions", help="Write the run's correspondences (what --predictions scores)."
     ),
@@ -86,6 +89,7 @@ def dfc(
                 device=device,
                 save=save_predictions,
                 figure_path=figure,
+                pred_mask=pred_mask,
                 advance=advance,
             )
 

@@ -55,12 +55,14 @@ def _at(pixels: np.ndarray, index: np.ndarray) -> np.ndarray:
 
 
 class ViewCache:
-    """Each (object, image) read once and each (object, image, function) embedded once."""
+    """Each (object, image) read once and each (object, image, function) embedded once; with
+    ``masks`` (a scorer with a mask head) also its predicted functional-part mask on the object."""
 
-    def __init__(self, images: Path, features: Features | None):
-        self.images, self.features = images, features
+    def __init__(self, images: Path, features: Features | None, masks: Features | None = None):
+        self.images, self.features, self.masks = images, features, masks
         self._views: dict = {}
         self._features: dict = {}
+        self._parts: dict = {}
 
     def view(self, obj: str, image: str):
         if (obj, image) not in self._views:
@@ -75,16 +77,41 @@ class ViewCache:
             self._features[key] = self.features(rgb, mask, function, pixels)
         return self._features[key]
 
+    def part(self, obj: str, image: str, function: str) -> np.ndarray:
+        """(M,) whether each object pixel is in the predicted part (sigmoid ≥ 0.5)."""
+        key = (obj, image, function)
+        if key not in self._parts:
+            rgb, mask, pixels = self.view(obj, image)
+            self._parts[key] = np.asarray(self.masks(rgb, mask, function, pixels), bool)
+        return self._parts[key]
 
-def predict_trial(trial: Trial, cache: ViewCache, direction: str, rng: np.random.Generator | None) -> dict:
+
+MIN_REGION = 16  # the code falls back to the object mask when a part region is smaller
+
+
+def discover(f1: torch.Tensor, f2: torch.Tensor, pixels1: np.ndarray, pixels2: np.ndarray) -> dict:
+    """Every query pixel's forward match, its similarity and its cycle distance → ranked pairs."""
+    forward, similarity = best_matches(f1, f2)
+    backward = best_matches(f2[np.maximum(forward, 0)], f1)[0] if len(f2) else np.full(len(f1), -1)
+    cycle = np.linalg.norm(_at(pixels1, backward).astype(np.float64) - pixels1, axis=1)
+    scores = cycle_scores(similarity, cycle) if len(pixels1) else np.zeros(0)
+    return {"points1": pixels1, "points2": _at(pixels2, forward), "scores": scores}
+
+
+def predict_trial(
+    trial: Trial, cache: ViewCache, direction: str, rng: np.random.Generator | None, pred_mask: bool = False
+) -> dict:
     """One direction of one trial: the transfer of the GT points and the ranked discovery pairs.
-    ``rng`` given: the chance baseline (uniform mask pixels, random scores)."""
+    ``rng`` given: the chance baseline (uniform mask pixels, random scores). ``pred_mask`` (the code's
+    ``--pred_mask``): transfer restricted to the target's predicted part (empty: pixel (0, 0)); discovery
+    run on the predicted parts and on the rest separately, the part's pairs ranked first, both falling
+    back to the whole object when a region has fewer than 16 pixels."""
     (o1, i1, q_points), (o2, i2) = (
         ((trial.obj1, trial.image1, trial.points1), (trial.obj2, trial.image2))
         if direction == "1to2"
         else ((trial.obj2, trial.image2, trial.points2), (trial.obj1, trial.image1))
     )
-    _, _, pixels1 = cache.view(o1, i1)
+    rgb1, mask1, pixels1 = cache.view(o1, i1)
     _, _, pixels2 = cache.view(o2, i2)
     if rng is not None:
         pick = lambda pixels, n: pixels[rng.integers(len(pixels), size=n)] if len(pixels) else np.zeros((n, 2), int)  # noqa: E731
@@ -95,20 +122,20 @@ def predict_trial(trial: Trial, cache: ViewCache, direction: str, rng: np.random
             "scores": rng.random(len(pixels1)),
         }
     f1, f2 = cache.embedded(o1, i1, trial.action), cache.embedded(o2, i2, trial.action)
-    rgb1, mask1, _ = cache.view(o1, i1)
     queries = cache.features(rgb1, mask1, trial.action, q_points) if len(q_points) else f1[:0]
-    transfer_index, _ = best_matches(queries, f2)
-    forward, similarity = best_matches(f1, f2)
-    if len(f2):
-        backward, _ = best_matches(f2[np.maximum(forward, 0)], f1)
-    else:
-        backward = np.full(len(f1), -1)
-    cycle = np.linalg.norm(_at(pixels1, backward).astype(np.float64) - pixels1, axis=1) if len(pixels1) else np.zeros(0)
+    if not pred_mask:
+        return {"transfer": _at(pixels2, best_matches(queries, f2)[0]), **discover(f1, f2, pixels1, pixels2)}
+    part1, part2 = cache.part(o1, i1, trial.action), cache.part(o2, i2, trial.action)
+    transfer = _at(pixels2[part2], best_matches(queries, f2[torch.from_numpy(part2)])[0])
+    regions = [(part1, part2), (~part1, ~part2)]
+    if min(int(r.sum()) for pair in regions for r in pair) < MIN_REGION:
+        return {"transfer": transfer, **discover(f1, f2, pixels1, pixels2)}
+    found = [discover(f1[torch.from_numpy(a)], f2[torch.from_numpy(b)], pixels1[a], pixels2[b]) for a, b in regions]
     return {
-        "transfer": _at(pixels2, transfer_index),
-        "points1": pixels1,
-        "points2": _at(pixels2, forward),
-        "scores": cycle_scores(similarity, cycle) if len(pixels1) else np.zeros(0),
+        "transfer": transfer,
+        "points1": np.concatenate([d["points1"] for d in found]),
+        "points2": np.concatenate([d["points2"] for d in found]),
+        "scores": np.concatenate([found[0]["scores"] + 1, found[1]["scores"]]),  # the part's pairs first
     }
 
 
@@ -136,17 +163,18 @@ def evaluate(
     images: Path,
     features: Features | None,
     *,
+    masks: Features | None = None,
     chance_seed: int | None = None,
     save: Path | None = None,
     advance: Callable[[], None] = lambda: None,
 ) -> dict:
     """Score ``features`` (or, with ``chance_seed``, the chance baseline) on every trial, both directions."""
-    cache = ViewCache(Path(images), features)
+    cache = ViewCache(Path(images), features, masks)
     rng = np.random.default_rng(chance_seed) if chance_seed is not None else None
     entries = []
     for trial in trials:
         for direction in ("1to2", "2to1"):
-            prediction = predict_trial(trial, cache, direction, rng)
+            prediction = predict_trial(trial, cache, direction, rng, masks is not None)
             if save is not None:
                 save_prediction(save, trial, direction, prediction)
             entries.append((trial, score_trial(trial, direction, prediction)))
@@ -249,6 +277,7 @@ def run_eval(
     device: str = "auto",
     save: Path | None = None,
     figure_path: Path | None = None,
+    pred_mask: bool = False,
     seed: int = 1234,
     advance: Callable[[], None] = lambda: None,
 ) -> dict:
@@ -274,7 +303,12 @@ def run_eval(
             rows[f"backbone {scorer.spec['backbone']['name']} (raw)"] = evaluate(
                 trials, images, scorer.raw, advance=advance
             )
-        rows[f"{run} [{scorer.labels} labels]"] = evaluate(trials, images, scorer.features, save=save, advance=advance)
+        name = f"{run} [{scorer.labels} labels]"
+        rows[name] = evaluate(trials, images, scorer.features, save=save, advance=advance)
+        if pred_mask:
+            if not scorer.head.config.mask_head:
+                raise InputError("--pred-mask needs a run trained with a mask head (model.mask_head)", run)
+            rows[f"{name} + predicted part mask"] = evaluate(trials, images, scorer.features, masks=scorer.masks)
         if figure_path is not None:
             figure(trials, images, scorer.features, figure_path)
     return {"pairs": str(pairs), "trials": len(trials), "results": rows}

@@ -278,3 +278,29 @@ def test_function_text_through_clip_text_tower(tiny_weights):
     vectors = sentence_embeddings("clip:ViT-B-32@openai", ["cut with", "pour with"], weights=str(tiny_weights["clip"]))
     assert vectors.shape == (2, 16) and torch.allclose(vectors.norm(dim=-1), torch.ones(2))
     assert not torch.allclose(vectors[0], vectors[1])
+
+
+def test_predicted_masks_restrict_transfer_and_rank_the_part_first(tmp_path):
+    """--pred-mask: the transfer argmax runs over the target's predicted part only; discovery runs on
+    the parts and on the rest separately and ranks every part pair above every other pair."""
+    from afcli.data.dfc import Trial
+    from afcli.eval.dfc import ViewCache, predict_trial
+
+    def features(rgb, mask, function, pixels):  # similarity falls with the column: left pixels match best
+        return torch.nn.functional.normalize(
+            torch.stack([torch.ones(len(pixels)), torch.as_tensor(pixels[:, 0]) / 10.0], 1), dim=-1
+        )
+
+    def masks(rgb, mask, function, pixels):  # the right half is the predicted part
+        return pixels[:, 0] >= 4
+
+    full = np.ones((8, 8), bool)
+    cache = ViewCache(tmp_path, features, masks)
+    cache._views = {(o, "0"): (None, full, np.argwhere(full)[:, ::-1]) for o in ("a", "b")}
+    trial = Trial("cut-with", "a", "b", "0000/trial_0", "0", "0", np.array([[0, 0]]), np.array([[1, 1]]))
+    plain = predict_trial(trial, cache, "1to2", None)
+    masked = predict_trial(trial, cache, "1to2", None, pred_mask=True)
+    assert plain["transfer"][0, 0] < 4 <= masked["transfer"][0, 0]  # the argmax moved into the predicted part
+    order = np.argsort(-masked["scores"], kind="stable")
+    in_part = masked["points1"][order][:, 0] >= 4
+    assert in_part[: in_part.sum()].all()  # every part pair ranks above the rest

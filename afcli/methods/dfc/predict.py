@@ -67,14 +67,22 @@ class RunFeatures:
         return self.backbone(torch.from_numpy(np.array(rgb))[None].to(self.device))
 
     @torch.no_grad()
-    def features(self, rgb: np.ndarray, mask: np.ndarray, function: str, pixels: np.ndarray) -> torch.Tensor:
+    def _head(self, rgb: np.ndarray, function: str, pixels: np.ndarray, output: int) -> torch.Tensor:
         fused = self.head.fuse(self._grid(rgb))
         text = self._vector(function)[None]
         out = []
         for start in range(0, len(pixels), CHUNK):
             chunk = torch.from_numpy(pixels[start : start + CHUNK]).float().to(self.device)[None]
-            out.append(self.head(fused, chunk, text)[0][0])
-        return torch.cat(out) if out else torch.zeros(0, self.head.config.out_dim, device=self.device)
+            out.append(self.head(fused, chunk, text)[output][0])
+        empty = torch.zeros((0, self.head.config.out_dim) if output == 0 else (0,), device=self.device)
+        return torch.cat(out) if out else empty
+
+    def features(self, rgb: np.ndarray, mask: np.ndarray, function: str, pixels: np.ndarray) -> torch.Tensor:
+        return self._head(rgb, function, pixels, 0)
+
+    def masks(self, rgb: np.ndarray, mask: np.ndarray, function: str, pixels: np.ndarray) -> np.ndarray:
+        """Whether the mask head puts each pixel in the function's part (sigmoid ≥ 0.5, the code's get_mask)."""
+        return (self._head(rgb, function, pixels, 1).sigmoid() >= 0.5).cpu().numpy()
 
     @torch.no_grad()
     def raw(self, rgb: np.ndarray, mask: np.ndarray, function: str, pixels: np.ndarray) -> torch.Tensor:
