@@ -303,7 +303,7 @@ def run_eval(
             rows[f"backbone {scorer.spec['backbone']['name']} (raw)"] = evaluate(
                 trials, images, scorer.raw, advance=advance
             )
-        name = f"{run} [{scorer.labels} labels]"
+        name = f"{run} (pseudo-labels: {scorer.labels})"
         rows[name] = evaluate(trials, images, scorer.features, save=save, advance=advance)
         if pred_mask:
             if not scorer.head.config.mask_head:

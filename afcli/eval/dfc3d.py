@@ -130,7 +130,7 @@ def run_eval_3d(
             lifters[f"backbone {scorer.spec['backbone']['name']} (raw)"] = lambda s, fn, sc=scorer: lift_views(
                 s, fn, lambda rgb, px, f: sc.raw(rgb, None, f, px)
             )
-        lifters[f"{run} [{scorer.labels} labels]"] = lambda s, fn, sc=scorer: lift_views(
+        lifters[f"{run} (pseudo-labels: {scorer.labels})"] = lambda s, fn, sc=scorer: lift_views(
             s, fn, lambda rgb, px, f: sc.features(rgb, None, f, px)
         )
     if store is None:

@@ -167,7 +167,7 @@ def test_saved_predictions_rescore_to_the_same_numbers(dfc_store, dfc_run, tmp_p
         afcli_run("--json", "eval", "dfc", "--pairs", pairs, "--checkpoint", dfc_run, "--save-predictions",
                   tmp_path / "pred", "--device", "cpu", check=0).stdout
     )["results"]  # fmt: skip
-    named = f"{dfc_run} [oracle (noise 0.1) labels]"  # the oracle is named wherever its run is scored
+    named = f"{dfc_run} (pseudo-labels: oracle, noise 0.1)"  # the oracle is named wherever its run is scored
     assert set(scored) == {"chance", "backbone dinov2:vits14 (raw)", named}
     again = json.loads(
         afcli_run("--json", "eval", "dfc", "--pairs", pairs, "--predictions", tmp_path / "pred", check=0).stdout
@@ -181,7 +181,7 @@ def test_correspondence_in_3d_scores_run_backbone_and_chance(dfc_run, afcli_run)
                   "--device", "cpu", check=0).stdout
     )  # fmt: skip
     rows = result["results"]
-    assert set(rows) == {"chance", "backbone dinov2:vits14 (raw)", f"{dfc_run} [oracle (noise 0.1) labels]"}
+    assert set(rows) == {"chance", "backbone dinov2:vits14 (raw)", f"{dfc_run} (pseudo-labels: oracle, noise 0.1)"}
     for row in rows.values():
         assert 0 <= row["all"]["pck@0.05"] <= row["all"]["pck@0.1"] <= row["all"]["pck@0.2"] <= 1
 

@@ -25,7 +25,7 @@ def model_folder(run: Path) -> Path:
 
 
 def trained_on(run: Path) -> str:
-    """What the run's pseudo-labels were: ``oracle (noise 0.2)``, ``owlv2`` — so that every table names the oracle."""
+    """What the run's pseudo-labels were: ``oracle, noise 0.2``, ``owlv2`` — so that every table names the oracle."""
     from afcli.engine.run import read_run
     from afcli.store import open_store
 
@@ -35,7 +35,7 @@ def trained_on(run: Path) -> str:
             attrs = f[f"labels/{data['labels']}"].attrs
             labeller = str(attrs["labeller"])
             noise = json.loads(attrs["settings"]).get("noise")
-            return f"{labeller} (noise {noise})" if bool(attrs["oracle"]) else labeller
+            return f"{labeller}, noise {noise}" if bool(attrs["oracle"]) else labeller
     except (InputError, KeyError, OSError, ValueError):
         return str(data["labels"])  # the store moved: its name as the run recorded it
 
