@@ -304,3 +304,29 @@ def test_predicted_masks_restrict_transfer_and_rank_the_part_first(tmp_path):
     order = np.argsort(-masked["scores"], kind="stable")
     in_part = masked["points1"][order][:, 0] >= 4
     assert in_part[: in_part.sum()].all()  # every part pair ranks above the rest
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_follow_one(dfc_store, tiny_weights, tmp_path):
+    """Every DFC loss term is a mean over equal halves of the batch, so two processes log one's curve."""
+    from afcli.engine.distributed import Launch
+    from afcli.methods import train
+    from afcli.methods.dfc.settings import DFCSettings
+
+    def settings():
+        s = DFCSettings(epochs=1, batch_size=4, steps_per_epoch=3, device="cpu")
+        s.data.store, s.text.encoder = str(dfc_store), "minilm-l6"
+        s.backbone.name, s.backbone.weights, s.backbone.blocks, s.backbone.size = (
+            "dinov2:vits14",
+            str(tiny_weights["dinov2"]),
+            2,
+            56,
+        )
+        s.model.hidden, s.data.points, s.data.min_part_pixels = 32, 8, 4
+        return s
+
+    one = train("dfc", settings(), tmp_path / "one", show_progress=False)
+    two = train("dfc", settings(), tmp_path / "two", plan=Launch(gpus=2), show_progress=False)
+    assert len(one["history"]) == len(two["history"]) == 3
+    for a, b in zip(one["history"], two["history"]):
+        assert a["total"] == pytest.approx(b["total"], rel=1e-4)
