@@ -330,3 +330,16 @@ def test_two_gloo_processes_follow_one(dfc_store, tiny_weights, tmp_path):
     assert len(one["history"]) == len(two["history"]) == 3
     for a, b in zip(one["history"], two["history"]):
         assert a["total"] == pytest.approx(b["total"], rel=1e-4)
+
+
+def test_bad_inputs_are_one_line(synth_store, tmp_path, afcli_run):
+    result = afcli_run(
+        "finetune", "dfc", "--store", synth_store, "--run", tmp_path / "run", "--text", "minilm-l6", check=2
+    )
+    assert "no pseudo-labels /labels/oracle" in result.stderr and not (tmp_path / "run").exists()
+    result = afcli_run("eval", "dfc", "--pairs", tmp_path / "nowhere", "--predictions", tmp_path, check=2)
+    assert "no such annotation folder" in result.stderr
+    trial = _hand_made(tmp_path / "pairs")
+    (trial / "b---scissors|||0000.png.npy").write_bytes(b"not numpy")
+    result = afcli_run("eval", "dfc", "--pairs", tmp_path / "pairs", "--predictions", tmp_path, check=2)
+    assert "unreadable annotation" in result.stderr and "b---scissors|||0000.png.npy" in result.stderr
