@@ -1,6 +1,6 @@
 """``afcli pseudolabel`` cost per shape: the detector's own time against everything afcli adds
 (nearest surface points, visibility, box votes, the per-view mask rule), with an OWLv2-shaped random
-detector (the default Owlv2Config: ViT-B/16 at 960², the size of google/owlv2-base-patch16-ensemble;
+detector (Owlv2Config's ViT-B/16 at 960², the size of google/owlv2-base-patch16-ensemble;
 random weights cost what real ones do). Target: voting + masks ≤ 10 % of the detector's time.
 
     python benchmarks/bench_pseudolabel.py [SHAPES]
@@ -25,7 +25,8 @@ def save_owlv2(folder: Path) -> Path:
         image_processor=T.Owlv2ImageProcessor(), tokenizer=T.CLIPTokenizer(vocab=vocab, merges=[])
     )
     torch.manual_seed(0)
-    T.Owlv2ForObjectDetection(T.Owlv2Config()).save_pretrained(folder)
+    config = T.Owlv2Config(vision_config={"image_size": 960})  # the released ensemble's input side
+    T.Owlv2ForObjectDetection(config).save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
 
