@@ -15,19 +15,14 @@ DFC_COLUMNS = ["model", "pairs", "dist", "PCK@23", "PCK@15", "PCK@10", "F1@23", 
 DFC_KEYS = ["dist", "pck@23", "pck@15", "pck@10", "f1@23", "f1@10", "ap@23", "ap@10"]
 
 
-def _dfc_rows(results: dict) -> list[tuple]:
+def _rows(results: dict, keys: list[str]) -> list[tuple]:
+    """One row per model (its pair-direction count), then its within / across category rows."""
     rows = []
     for name, scored in results.items():
         for part in ("all", "within", "across"):
             if part in scored:
-                label = name if part == "all" else f"  {part} category"
-                rows.append(
-                    (
-                        label,
-                        str(scored["entries"]) if part == "all" else "",
-                        *(f"{scored[part][k]:.3f}" for k in DFC_KEYS),
-                    )
-                )
+                label, count = (name, str(scored["entries"])) if part == "all" else (f"  {part} category", "")
+                rows.append((label, count, *(f"{scored[part][k]:.3f}" for k in keys)))
     return rows
 
 
@@ -98,7 +93,7 @@ def dfc(
             table(
                 f"dense functional correspondence ({r['trials']} trials, both directions)",
                 DFC_COLUMNS,
-                _dfc_rows(r["results"]),
+                _rows(r["results"], DFC_KEYS),
             )
         )
 
@@ -137,14 +132,8 @@ def dfc_3d(
         )  # fmt: skip
 
     def show(r: dict) -> None:
-        rows = []
-        for name, scored in r["results"].items():
-            for part in ("all", "within", "across"):
-                if part in scored:
-                    label = name if part == "all" else f"  {part} category"
-                    count = str(scored["entries"]) if part == "all" else ""
-                    rows.append((label, count, *(f"{scored[part][k]:.3f}" for k in DFC3D_KEYS)))
         columns = ["model", "pairs", "dist / diameter", "PCK@0.05", "PCK@0.1", "PCK@0.2"]
+        rows = _rows(r["results"], DFC3D_KEYS)
         stdout.print(table(f"functional correspondence in 3D ({r['store']})", columns, rows))
 
     emit(result, show)

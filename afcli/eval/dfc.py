@@ -148,11 +148,11 @@ def score_trial(trial: Trial, direction: str, prediction: dict) -> dict:
     return entry
 
 
-def summarise(entries: list[tuple[Trial, dict]]) -> dict:
-    """Macro means over (trial, direction): all, within-category, across-category."""
+def summarise(entries: list[tuple[bool, dict]]) -> dict:
+    """Macro means over (pair, direction) entries, each marked within-category or not: all, within, across."""
     out = {"all": mean_of_entries([e for _, e in entries]), "entries": len(entries)}
     for name, keep in (("within", True), ("across", False)):
-        chosen = [e for t, e in entries if t.within == keep]
+        chosen = [e for within, e in entries if within == keep]
         if chosen:
             out[name] = mean_of_entries(chosen)
     return out
@@ -177,7 +177,7 @@ def evaluate(
             prediction = predict_trial(trial, cache, direction, rng, masks is not None)
             if save is not None:
                 save_prediction(save, trial, direction, prediction)
-            entries.append((trial, score_trial(trial, direction, prediction)))
+            entries.append((trial.within, score_trial(trial, direction, prediction)))
         advance()
     return summarise(entries)
 
@@ -224,7 +224,7 @@ def score_predictions(trials: list[Trial], root: Path) -> dict:
                 raise InputError(
                     f"transfer_{direction}.npy has {len(prediction['transfer'])} points, the trial {len(truth)}", folder
                 )
-            entries.append((trial, score_trial(trial, direction, prediction)))
+            entries.append((trial.within, score_trial(trial, direction, prediction)))
     return summarise(entries)
 
 

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from afcli.errors import InputError
-from afcli.metrics.dfc import mean_of_entries, transfer_3d_entry
+from afcli.eval.dfc import summarise
+from afcli.metrics.dfc import transfer_3d_entry
 
 Lifter = Callable[[dict, str], torch.Tensor]  # (sample views, function) → (N, D) point features
 
@@ -100,13 +101,7 @@ def evaluate_3d(
                     diameter = float(np.linalg.norm(target.max(0) - target.min(0)))
                     entries[name].append((within, transfer_3d_entry(target[match], target[target_gt], diameter)))
             advance()
-    results = {}
-    for name, scored in entries.items():
-        results[name] = {"all": mean_of_entries([e for _, e in scored]), "entries": len(scored)}
-        for part, keep in (("within", True), ("across", False)):
-            chosen = [e for w, e in scored if w == keep]
-            if chosen:
-                results[name][part] = mean_of_entries(chosen)
+    results = {name: summarise(scored) for name, scored in entries.items()}
     return {"store": str(store), "pairs": len(pairs), "results": results}
 
 
