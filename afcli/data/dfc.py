@@ -217,9 +217,8 @@ class StoreObjects:
                 for k in ("rgb", "depth", "index", "K", "c2w")
             }
             points = torch.from_numpy(np.asarray(read_sample(f, row, "points/xyz"), np.float32))
-            face = np.asarray(read_sample(f, row, "points/face"), np.int64) if "points/face" in f else None
-            own = torch.from_numpy(face) if face is not None and (face >= 0).any() else torch.arange(len(points))
-            pixels, visible, nearest = project_points(points, own, views)
+            face = read_sample(f, row, "points/face") if "points/face" in f else None
+            pixels, visible, nearest = project_points(points, face, views)
             self._cache[row] = {
                 **views,
                 "points": points.numpy(),

@@ -126,11 +126,8 @@ class PseudolabelStage:
             return self._arrays(heat, masks)
         started = time.perf_counter()
         object_mask = view["index"] >= 0
-        own = read_sample(f, row, "points/face") if "points/face" in f else None
-        own_ids = torch.from_numpy(own.astype(np.int64)).to(device) if own is not None and (own >= 0).any() else None
-        if own_ids is None:
-            own_ids = torch.arange(len(points), device=device)
-        pixels, visible, nearest = project_points(points, own_ids, view)
+        face = read_sample(f, row, "points/face") if "points/face" in f else None
+        pixels, visible, nearest = project_points(points, face, view)
         truth = self._true_parts(f, row, parts)
         self.seconds["label"] += time.perf_counter() - started
         boxes = self._boxes(f, row, sample_id, parts, truth, nearest, object_mask, device)

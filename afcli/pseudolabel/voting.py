@@ -40,8 +40,9 @@ def vote(pixels: torch.Tensor, visible: torch.Tensor, boxes: list[torch.Tensor],
     return ((counts - counts.min()) / span if span > 0 else torch.zeros_like(counts)).float()
 
 
-def project_points(points: torch.Tensor, own_ids: torch.Tensor, views: dict) -> tuple:
-    """Points (N, 3) seen in kept renders (``views``: depth, index (V, H, W), K, c2w) → their pixels
+def project_points(points: torch.Tensor, face: np.ndarray | None, views: dict) -> tuple:
+    """Points (N, 3) on the faces ``face`` (N,) of a mesh (None or all −1: a cloud, whose index maps
+    hold point ids) seen in kept renders (``views``: depth, index (V, H, W), K, c2w) → their pixels
     (V, N, 2), visibility (V, N) — the lift stage's exact-id test — and the point each object pixel
     shows (V, H, W; −1 off the object): the visible points planted at their pixels, every other
     object pixel taking the nearest planted one (a Euclidean distance transform: the released
@@ -52,6 +53,9 @@ def project_points(points: torch.Tensor, own_ids: torch.Tensor, views: dict) -> 
     from afcli.render.cameras import Cameras
 
     V, H, W = views["index"].shape
+    mesh = face is not None and (np.asarray(face) >= 0).any()
+    own_ids = torch.as_tensor(np.asarray(face, np.int64)) if mesh else torch.arange(len(points))
+    own_ids = own_ids.to(points.device)
     pixels, z = Cameras(views["K"], views["c2w"], H, W).project(points)
     scale = float((points.amax(0) - points.amin(0)).norm())
     visible = render_visibility(pixels, z, views["index"], views["depth"], own_ids, LiftOptions().tolerance * scale)
