@@ -13,6 +13,7 @@ Grounding DINO scores one part phrase per forward (its score is the best token o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -40,8 +41,6 @@ class Detector:
         from afcli.teachers.vit import load_pretrained
 
         transformers = require("transformers", f"detector {name}")
-        from pathlib import Path
-
         if weights is None and Path(name).is_dir():
             weights = name  # a local folder named as the detector
         model_id = DETECTORS.get(name, name)

@@ -21,15 +21,16 @@ from afcli.errors import InputError
 RESIZES = ("bilinear", "bicubic")
 
 
-def read_image(path: Path) -> torch.Tensor:
-    """An image file as (H, W, 3) uint8."""
+def read_image(path: Path, mode: str = "RGB", what: str = "image prompt") -> torch.Tensor:
+    """An image file as (H, W, 3) uint8 (``mode`` RGB) or (H, W) uint8 (``mode`` L); ``what`` names
+    it when it is missing."""
     from PIL import Image, UnidentifiedImageError
 
     if not path.is_file():
-        raise InputError("image prompt not found", path)
+        raise InputError(f"{what} not found", path)
     try:
         with Image.open(path) as image:
-            return torch.from_numpy(np.asarray(image.convert("RGB")).copy())
+            return torch.from_numpy(np.asarray(image.convert(mode)).copy())
     except (UnidentifiedImageError, OSError) as error:
         raise InputError(f"unreadable image ({error})", path) from None
 

@@ -43,6 +43,11 @@ def pick_device(device: str) -> torch.device:
     return chosen
 
 
+def rank_device(device: str, rank: int) -> torch.device:
+    """The device of rank ``rank`` of a ``--gpus N`` stage: the CPU when ``device`` is cpu, else ``cuda:rank``."""
+    return torch.device("cpu") if device == "cpu" else torch.device(f"cuda:{rank}")
+
+
 def external_rank() -> int:
     """This process's global rank as torchrun or SLURM set it (0 outside such a job)."""
     return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")))

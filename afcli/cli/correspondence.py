@@ -64,10 +64,9 @@ def dfc(
     if (predictions is None) == (not checkpoint):
         raise InputError("give --checkpoint RUN (one or more) or --predictions DIR")
     if predictions is not None:
-        from afcli.data.dfc import LIST_FILE, read_pairs
+        from afcli.data.dfc import load_trials
 
-        listing = pairs / LIST_FILE
-        trials = read_pairs(pairs / "2d_annotations", listing if listing.is_file() else None)
+        trials = load_trials(pairs)
         result = {
             "pairs": str(pairs),
             "trials": len(trials),

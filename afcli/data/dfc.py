@@ -55,10 +55,6 @@ class Trial:
     points2: np.ndarray
 
     @property
-    def key(self) -> str:
-        return f"{self.action}/{self.obj1}{SEPARATOR}{self.obj2}/{self.trial}"
-
-    @property
     def within(self) -> bool:
         return category_of(self.obj1) == category_of(self.obj2)
 
@@ -129,20 +125,20 @@ def read_pairs(annotations: str | Path, listing: str | Path | None = None) -> li
     return trials
 
 
+def load_trials(pairs: str | Path) -> list[Trial]:
+    """The trials of a pairs folder (``afcli data dfc-pairs``'s, or the official ``2d_annotations``
+    with ``selected_annotations.json`` beside it): those the list selects, every one without a list."""
+    listing = Path(pairs) / LIST_FILE
+    return read_pairs(Path(pairs) / "2d_annotations", listing if listing.is_file() else None)
+
+
 def read_view(images: Path, obj: str, image: str) -> tuple[np.ndarray, np.ndarray]:
     """(H, W, 3) uint8 RGB and (H, W) bool object mask of one annotated view."""
-    from PIL import Image
+    from afcli.images import read_image
 
-    paths = [images / obj / folder / image for folder in ("rgb_images_processed", "object_masks_processed")]
-    for path in paths:
-        if not path.is_file():
-            raise InputError("missing evaluation image", path)
-    try:
-        rgb = np.asarray(Image.open(paths[0]).convert("RGB"))
-        mask = np.asarray(Image.open(paths[1]).convert("L")) > 127
-    except OSError as error:
-        raise InputError(f"unreadable image ({' '.join(str(error).split())[:100]})", paths[0]) from None
-    return rgb, mask
+    rgb = read_image(images / obj / "rgb_images_processed" / image, what="evaluation image")
+    mask = read_image(images / obj / "object_masks_processed" / image, "L", what="evaluation mask")
+    return rgb.numpy(), mask.numpy() > 127
 
 
 # ---- writing pairs from a store ----
@@ -186,7 +182,7 @@ class StoreObjects:
     points, true functional-part points per function, and the point each object pixel shows."""
 
     def __init__(self, f, taxonomy, rig: str, split: str):
-        from afcli.store.schema import decode
+        from afcli.store.schema import decode, sample_splits
 
         if f"views/{rig}/index" not in f:
             raise InputError(f"no kept renders /views/{rig} (afcli render --keep-views)", f.filename)
@@ -195,7 +191,7 @@ class StoreObjects:
         self.f, self.taxonomy, self.rig = f, taxonomy, rig
         self.ids = decode(f["samples/id"][:])
         self.categories = decode(f["samples/category"][:])
-        splits = decode(f["labels/split"][:]) if "labels/split" in f else [split] * len(self.ids)
+        splits = sample_splits(f, split)
         self.rows = [
             r for r in range(len(self.ids)) if split in ("all", splits[r]) and taxonomy.parts_of(self.categories[r])
         ]

@@ -70,7 +70,8 @@ def _floats(text: str | None, count: int, default) -> np.ndarray:
 def _rotation(attrs: dict, degrees: bool) -> np.ndarray:
     unit = math.pi / 180 if degrees else 1.0
     if "quat" in attrs:
-        w, x, y, z = _floats(attrs["quat"], 4, None) / np.linalg.norm(_floats(attrs["quat"], 4, None))
+        quat = _floats(attrs["quat"], 4, None)
+        w, x, y, z = quat / np.linalg.norm(quat)
         return np.array(
             [
                 [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
@@ -178,7 +179,7 @@ def assemble(name: str, folder: Path | None = None) -> tuple[str, list[tuple[str
                 mesh.apply_scale(_floats(asset.get("scale"), 3, (1, 1, 1)))
                 key = geom.get("name") or attrs.get("mesh")
             else:
-                mesh = _primitive(kind, _floats(attrs.get("size"), len(attrs.get("size", "0").split()), (0,)))
+                mesh = _primitive(kind, np.array(attrs.get("size", "0").split(), np.float64))
                 key = geom.get("name")
                 if mesh is None:
                     continue

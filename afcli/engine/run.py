@@ -93,11 +93,13 @@ def training_store(run_dir: Path, given: str | Path | None = None, *, must_match
 
 
 def _absolute_paths(settings) -> None:
-    """Record where the store and backbone are, not how they were reached from the start folder."""
+    """Record where the store and the other files a method's settings name (its ``path_settings``)
+    are, not how they were reached from the start folder."""
     settings.data.store = str(Path(settings.data.store).resolve())
-    backbone = getattr(settings, "backbone", None)
-    if isinstance(backbone, str) and Path(backbone).exists():  # CAST's CMAT run (DFC's is a teacher spec)
-        settings.backbone = str(Path(backbone).resolve())
+    for name in getattr(settings, "path_settings", ()):
+        value = getattr(settings, name)
+        if value and Path(value).exists():
+            setattr(settings, name, str(Path(value).resolve()))
 
 
 def settings_for_run(settings_type: type[T], settings: T | None, run_dir: Path, resume: dict | None) -> T:

@@ -1,7 +1,7 @@
 """``afcli eval dfc``: label transfer and correspondence discovery on annotated trials in the
 official layout (afcli.data.dfc), both directions of every trial, with the metrics of afcli.metrics.dfc.
 
-A *scorer* gives pixel features: ``features(rgb, mask, function, pixels) → (M, D)`` unit vectors.
+A *scorer* gives pixel features: ``features(rgb, function, pixels) → (M, D)`` unit vectors.
 Argmaxes run over the target's object-mask pixels only — the released ``heat·mask − 100·(1 − mask)``
 restricted to them, ties to the first pixel in raster order as argmax; an empty target mask sends
 every query to pixel (0, 0), as the code does — and every transfer is one matmul per chunk of queries.
@@ -24,7 +24,7 @@ from afcli.data.dfc import SEPARATOR, Trial, read_view
 from afcli.errors import InputError
 from afcli.metrics.dfc import cycle_scores, discovery_entries, mean_of_entries, transfer_entry
 
-Features = Callable[[np.ndarray, np.ndarray, str, np.ndarray], torch.Tensor]
+Features = Callable[[np.ndarray, str, np.ndarray], torch.Tensor]  # (rgb, function, (M, 2) pixels) → (M, D)
 CHUNK = 1024
 
 
@@ -55,12 +55,13 @@ def _at(pixels: np.ndarray, index: np.ndarray) -> np.ndarray:
 
 
 class ViewCache:
-    """Each (object, image) read once and each (object, image, function) embedded once; with
-    ``masks`` (a scorer with a mask head) also its predicted functional-part mask on the object."""
+    """One scorer's features of each (object, image, function), computed once; with ``masks`` (a
+    scorer with a mask head) also its predicted functional-part mask on the object. ``views``: the
+    images read so far, shared by the caches of one evaluation so that each is read once."""
 
-    def __init__(self, images: Path, features: Features | None, masks: Features | None = None):
+    def __init__(self, images: Path, features: Features | None, masks: Features | None = None, views=None):
         self.images, self.features, self.masks = images, features, masks
-        self._views: dict = {}
+        self._views: dict = views if views is not None else {}
         self._features: dict = {}
         self._parts: dict = {}
 
@@ -73,16 +74,16 @@ class ViewCache:
     def embedded(self, obj: str, image: str, function: str) -> torch.Tensor:
         key = (obj, image, function)
         if key not in self._features:
-            rgb, mask, pixels = self.view(obj, image)
-            self._features[key] = self.features(rgb, mask, function, pixels)
+            rgb, _, pixels = self.view(obj, image)
+            self._features[key] = self.features(rgb, function, pixels)
         return self._features[key]
 
     def part(self, obj: str, image: str, function: str) -> np.ndarray:
         """(M,) whether each object pixel is in the predicted part (sigmoid ≥ 0.5)."""
         key = (obj, image, function)
         if key not in self._parts:
-            rgb, mask, pixels = self.view(obj, image)
-            self._parts[key] = np.asarray(self.masks(rgb, mask, function, pixels), bool)
+            rgb, _, pixels = self.view(obj, image)
+            self._parts[key] = np.asarray(self.masks(rgb, function, pixels), bool)
         return self._parts[key]
 
 
@@ -111,7 +112,7 @@ def predict_trial(
         if direction == "1to2"
         else ((trial.obj2, trial.image2, trial.points2), (trial.obj1, trial.image1))
     )
-    rgb1, mask1, pixels1 = cache.view(o1, i1)
+    rgb1, _, pixels1 = cache.view(o1, i1)
     _, _, pixels2 = cache.view(o2, i2)
     if rng is not None:
         pick = lambda pixels, n: pixels[rng.integers(len(pixels), size=n)] if len(pixels) else np.zeros((n, 2), int)  # noqa: E731
@@ -122,7 +123,7 @@ def predict_trial(
             "scores": rng.random(len(pixels1)),
         }
     f1, f2 = cache.embedded(o1, i1, trial.action), cache.embedded(o2, i2, trial.action)
-    queries = cache.features(rgb1, mask1, trial.action, q_points) if len(q_points) else f1[:0]
+    queries = cache.features(rgb1, trial.action, q_points) if len(q_points) else f1[:0]
     if not pred_mask:
         return {"transfer": _at(pixels2, best_matches(queries, f2)[0]), **discover(f1, f2, pixels1, pixels2)}
     part1, part2 = cache.part(o1, i1, trial.action), cache.part(o2, i2, trial.action)
@@ -160,21 +161,19 @@ def summarise(entries: list[tuple[bool, dict]]) -> dict:
 
 def evaluate(
     trials: list[Trial],
-    images: Path,
-    features: Features | None,
+    cache: ViewCache,
     *,
-    masks: Features | None = None,
+    pred_mask: bool = False,
     chance_seed: int | None = None,
     save: Path | None = None,
     advance: Callable[[], None] = lambda: None,
 ) -> dict:
-    """Score ``features`` (or, with ``chance_seed``, the chance baseline) on every trial, both directions."""
-    cache = ViewCache(Path(images), features, masks)
+    """Score the cache's scorer (or, with ``chance_seed``, the chance baseline) on every trial, both directions."""
     rng = np.random.default_rng(chance_seed) if chance_seed is not None else None
     entries = []
     for trial in trials:
         for direction in ("1to2", "2to1"):
-            prediction = predict_trial(trial, cache, direction, rng, masks is not None)
+            prediction = predict_trial(trial, cache, direction, rng, pred_mask)
             if save is not None:
                 save_prediction(save, trial, direction, prediction)
             entries.append((trial.within, score_trial(trial, direction, prediction)))
@@ -228,21 +227,20 @@ def score_predictions(trials: list[Trial], root: Path) -> dict:
     return summarise(entries)
 
 
-def figure(trials: list[Trial], images: Path, features: Features, path: Path, count: int = 3, points: int = 12) -> Path:
+def figure(trials: list[Trial], cache: ViewCache, path: Path, count: int = 3, points: int = 12) -> Path:
     """Rows of (source with query points, target with the transferred matches), the same colour per
     query: the first ``count`` trials, ``points`` GT points each spread by FPS-like striding."""
     from PIL import Image, ImageDraw
 
     from afcli.files import written
 
-    cache = ViewCache(Path(images), features)
     rows = []
     for trial in trials[:count]:
         rgb1, _, _ = cache.view(trial.obj1, trial.image1)
         rgb2, _, pixels2 = cache.view(trial.obj2, trial.image2)
         chosen = trial.points1[np.linspace(0, len(trial.points1) - 1, min(points, len(trial.points1))).astype(int)]
         index, _ = best_matches(
-            features(rgb1, None, trial.action, chosen), cache.embedded(trial.obj2, trial.image2, trial.action)
+            cache.features(rgb1, trial.action, chosen), cache.embedded(trial.obj2, trial.image2, trial.action)
         )
         matches = _at(pixels2, index)
         pictures = [Image.fromarray(rgb1), Image.fromarray(rgb2)]
@@ -283,32 +281,30 @@ def run_eval(
 ) -> dict:
     """Every run (and its backbone alone, and chance) on the trials of ``pairs`` (a folder written by
     ``afcli data dfc-pairs``: images/, 2d_annotations/, selected_annotations.json)."""
-    from afcli.data.dfc import LIST_FILE, read_pairs
+    from afcli.data.dfc import load_trials
     from afcli.methods import load, method_of_run
     from afcli.runtime import pick_device
 
-    pairs = Path(pairs)
-    listing = pairs / LIST_FILE
-    trials = read_pairs(pairs / "2d_annotations", listing if listing.is_file() else None)
-    images = pairs / "images"
+    trials = load_trials(pairs)
+    images, views = Path(pairs) / "images", {}
     rows: dict[str, dict] = {}
     if baselines:
-        rows["chance"] = evaluate(trials, images, None, chance_seed=seed, advance=advance)
+        rows["chance"] = evaluate(trials, ViewCache(images, None, views=views), chance_seed=seed, advance=advance)
     for run in checkpoints:
         method = method_of_run(run)
         if method.predictor is None or "dfc" not in method.benchmarks:
             raise InputError(f"a {method.name} run is not scored on dense functional correspondence", run)
         scorer = load(method.predictor)(run, pick_device(device))
+        if pred_mask and not scorer.head.config.mask_head:
+            raise InputError("--pred-mask needs a run trained with a mask head (model.mask_head)", run)
         if baselines:
-            rows[f"backbone {scorer.spec['backbone']['name']} (raw)"] = evaluate(
-                trials, images, scorer.raw, advance=advance
-            )
+            raw = ViewCache(images, scorer.raw, views=views)
+            rows[f"backbone {scorer.spec['backbone']['name']} (raw)"] = evaluate(trials, raw, advance=advance)
+        cache = ViewCache(images, scorer.features, scorer.masks, views)  # the two protocols share its features
         name = f"{run} (pseudo-labels: {scorer.labels})"
-        rows[name] = evaluate(trials, images, scorer.features, save=save, advance=advance)
+        rows[name] = evaluate(trials, cache, save=save, advance=advance)
         if pred_mask:
-            if not scorer.head.config.mask_head:
-                raise InputError("--pred-mask needs a run trained with a mask head (model.mask_head)", run)
-            rows[f"{name} + predicted part mask"] = evaluate(trials, images, scorer.features, masks=scorer.masks)
+            rows[f"{name} + predicted part mask"] = evaluate(trials, cache, pred_mask=True)
         if figure_path is not None:
-            figure(trials, images, scorer.features, figure_path)
+            figure(trials, cache, figure_path)
     return {"pairs": str(pairs), "trials": len(trials), "results": rows}

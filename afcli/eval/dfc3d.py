@@ -15,6 +15,7 @@ directions, macro over pair-directions. Beside it: the raw backbone lifted the s
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -22,14 +23,14 @@ import numpy as np
 import torch
 
 from afcli.errors import InputError
-from afcli.eval.dfc import summarise
+from afcli.eval.dfc import Features, summarise
 from afcli.metrics.dfc import transfer_3d_entry
 
 Lifter = Callable[[dict, str], torch.Tensor]  # (sample views, function) → (N, D) point features
 
 
-def lift_views(sample: dict, function: str, pixel_features) -> torch.Tensor:
-    """Mean over the views that see each point of ``pixel_features(rgb, pixels (M, 2), function) → (M, D)``."""
+def lift_views(sample: dict, function: str, pixel_features: Features) -> torch.Tensor:
+    """Mean over the views that see each point of ``pixel_features(rgb, function, pixels (M, 2)) → (M, D)``."""
     from afcli.lift.core import fill_unseen
 
     visible, pixels = sample["visible"], sample["pixels"]
@@ -38,7 +39,7 @@ def lift_views(sample: dict, function: str, pixel_features) -> torch.Tensor:
         seen = torch.nonzero(visible[view]).squeeze(1)
         if len(seen) == 0:
             continue
-        features = pixel_features(sample["rgb"][view].numpy(), pixels[view, seen].cpu().numpy(), function).cpu()
+        features = pixel_features(sample["rgb"][view].numpy(), function, pixels[view, seen].cpu().numpy()).cpu()
         total = torch.zeros(visible.shape[1], features.shape[1]) if total is None else total
         total[seen] += features
         count[seen] += 1
@@ -122,12 +123,10 @@ def run_eval_3d(
         if store is None:
             store = Path(read_run(run)["settings"]["data"]["store"])
         if baselines:
-            lifters[f"backbone {scorer.spec['backbone']['name']} (raw)"] = lambda s, fn, sc=scorer: lift_views(
-                s, fn, lambda rgb, px, f: sc.raw(rgb, None, f, px)
+            lifters[f"backbone {scorer.spec['backbone']['name']} (raw)"] = partial(
+                lift_views, pixel_features=scorer.raw
             )
-        lifters[f"{run} (pseudo-labels: {scorer.labels})"] = lambda s, fn, sc=scorer: lift_views(
-            s, fn, lambda rgb, px, f: sc.features(rgb, None, f, px)
-        )
+        lifters[f"{run} (pseudo-labels: {scorer.labels})"] = partial(lift_views, pixel_features=scorer.features)
     if store is None:
         raise InputError("give --store (or a --checkpoint, whose training store is used)")
     return evaluate_3d(Path(store), lifters, **options)

@@ -23,7 +23,7 @@ from afcli.errors import InputError
 from afcli.lift.core import LiftOptions, lift_features, render_visibility
 from afcli.render import Shape, make_rig, render
 from afcli.render.stage import RenderSettings, diameter, load_shape, synchronize
-from afcli.runtime import check_processes, pick_device
+from afcli.runtime import check_processes, pick_device, rank_device
 from afcli.store.schema import DONE, open_store, status_path
 from afcli.store.stage import run_stage
 from afcli.store.writer import StoreWriter
@@ -205,7 +205,7 @@ def lift_store(
         stage,
         device=parent_device,
         gpus=gpus,
-        rank_device=lambda rank: _rank_device(settings, rank),
+        rank_device=lambda rank: rank_device(settings.device, rank),
         overwrite=settings.overwrite,
         advance=advance,
         on_total=on_total,
@@ -227,10 +227,6 @@ def lift_store(
         "samples": samples,
         "unseen_points": sum(r["unseen"] for r in reports),
         "seconds": {key: round(value, 3) for key, value in clock.items()},
-        "device": str(parent_device) if gpus == 1 else f"{gpus} x {_rank_device(settings, 0).type}",
+        "device": str(parent_device) if gpus == 1 else f"{gpus} x {rank_device(settings.device, 0).type}",
         "settings": {k: v for k, v in asdict(settings).items() if k != "weights"} | {"weights": stage.attrs["weights"]},
     }
-
-
-def _rank_device(settings: LiftSettings, rank: int) -> torch.device:
-    return torch.device("cpu") if settings.device == "cpu" else torch.device(f"cuda:{rank}")

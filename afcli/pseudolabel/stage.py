@@ -30,7 +30,7 @@ import torch
 from afcli.data.taxonomy import Taxonomy, load_taxonomy
 from afcli.errors import InputError
 from afcli.pseudolabel.voting import oracle_boxes, pack, part_mask, project_points, vote
-from afcli.runtime import pick_device
+from afcli.runtime import pick_device, rank_device
 from afcli.store.schema import decode, read_sample
 from afcli.store.stage import run_stage
 from afcli.store.writer import StoreWriter
@@ -55,14 +55,14 @@ class PseudolabelSettings:
 
     @property
     def label_name(self) -> str:
-        return self.name or (ORACLE if self.detector == ORACLE else Path(self.detector).name.replace("/", "-"))
+        return self.name or Path(self.detector).name  # oracle, owlv2, a hub id's or a folder's last part
 
     def check(self) -> "PseudolabelSettings":
         if not 0 <= self.noise <= 1:
             raise InputError(f"--noise must be in [0, 1], got {self.noise}")
         if self.boxes < 1 or self.min_boxes < 1:
             raise InputError("--boxes and --min-boxes must be positive")
-        if "/" in self.label_name.strip("/") and self.name:
+        if self.name is not None and (not self.name or "/" in self.name):
             raise InputError(f"--name must be one word, got {self.name!r}")
         pick_device(self.device)
         return self
@@ -82,15 +82,12 @@ class PseudolabelStage:
             "oracle": settings.detector == ORACLE,
             "taxonomy": taxonomy.source,
             "rig": settings.rig,
-            "rule": "box votes on visible points, min-max per part; masks: nearest-point heat, blur, Otsu, closing "
-            "(afcli.pseudolabel.voting)",
+            "rule": "box votes on visible points, min-max per part; masks: visible points' heat filled by a distance "
+            "transform, blur, Otsu, closing (afcli.pseudolabel.voting)",
             "settings": json.dumps({k: v for k, v in asdict(settings).items() if k not in ("device", "offline")}),
             **provenance,
         }
         self.detector = None
-        self._reset()
-
-    def _reset(self) -> None:
         self.seconds = {"detect": 0.0, "label": 0.0}
         self.quality: dict[str, list[float]] = {f: [0.0, 0.0, 0.0, 0.0] for f in self.functions}
         self.labelled = 0
@@ -249,7 +246,7 @@ def pseudolabel_store(
         stage,
         device=device,
         gpus=gpus,
-        rank_device=lambda rank: torch.device("cpu") if settings.device == "cpu" else torch.device(f"cuda:{rank}"),
+        rank_device=lambda rank: rank_device(settings.device, rank),
         overwrite=overwrite,
         advance=advance,
         on_total=on_total,

@@ -5,10 +5,10 @@ Voting: every box of a view adds one to each *visible* point whose projection it
 bounds); views with two boxes or fewer are skipped; the sum over views is min-max normalised over
 the object's points.
 
-Masks, per view: the point heat is carried to every object pixel (the pixel's surface point, from
-its depth, takes the heat of its nearest point — afcli's clouds are 2 048 points, not the code's
-100 000, so a plain splat would leave holes), ×255 to uint8; when fewer than ``dense_min`` pixels
-exceed 0.5 the mask is a hard threshold at 128, else pixels below 64 rise to 64, a Gaussian blur,
+Masks, per view: the point heat is carried to every object pixel (the visible points are planted at
+their pixels and every other object pixel takes the nearest planted one — afcli's clouds are 2 048
+points, not the code's 100 000, so a plain splat would leave holes), ×255 to uint8; when fewer than
+200 (scaled) pixels exceed 0.5 the mask is a hard threshold at 128, else pixels below 64 rise to 64, a Gaussian blur,
 Otsu's threshold (falling back to 128 on the unblurred image when Otsu's is below 64), and a
 morphological closing; finally × the object mask. The code works at 490² and resizes to 224²; afcli
 works at the render size, so the kernel sizes, iterations and the 200-point floor scale by
@@ -51,14 +51,15 @@ def project_points(points: torch.Tensor, face: np.ndarray | None, views: dict) -
 
     from afcli.lift.core import LiftOptions, pixel_lookup, render_visibility
     from afcli.render.cameras import Cameras
+    from afcli.render.stage import diameter
 
     V, H, W = views["index"].shape
     mesh = face is not None and (np.asarray(face) >= 0).any()
     own_ids = torch.as_tensor(np.asarray(face, np.int64)) if mesh else torch.arange(len(points))
     own_ids = own_ids.to(points.device)
     pixels, z = Cameras(views["K"], views["c2w"], H, W).project(points)
-    scale = float((points.amax(0) - points.amin(0)).norm())
-    visible = render_visibility(pixels, z, views["index"], views["depth"], own_ids, LiftOptions().tolerance * scale)
+    tolerance = LiftOptions().tolerance * diameter(points)
+    visible = render_visibility(pixels, z, views["index"], views["depth"], own_ids, tolerance)
     flat, _ = pixel_lookup(pixels, H, W)
     nearest = np.full((V, H, W), -1, np.int64)
     objects = (views["index"] >= 0).cpu().numpy()
@@ -162,14 +163,4 @@ def oracle_boxes(
             jitter = rng.normal(0.0, noise, 4) * np.array([w, h, w, h]) if noise > 0 else np.zeros(4)
             box = list(np.array([x0, y0, x1, y1], np.float64) + jitter)
         boxes.append(box)
-    out = torch.tensor(boxes, dtype=torch.float32)
-    size = part.shape[-1]
-    return torch.stack(
-        [
-            out[:, 0].clamp(0, size - 1),
-            out[:, 1].clamp(0, size - 1),
-            out[:, 2].clamp(0, size - 1),
-            out[:, 3].clamp(0, size - 1),
-        ],
-        1,
-    )
+    return torch.tensor(boxes, dtype=torch.float32).clamp(0, part.shape[-1] - 1)

@@ -69,6 +69,11 @@ def decode(values) -> list[str]:
     return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in np.asarray(values).reshape(-1)]
 
 
+def sample_splits(f: h5py.File, default: str) -> list[str]:
+    """Each sample's ``/labels/split``; ``default`` for every sample of a store without one."""
+    return decode(f["labels/split"][:]) if "labels/split" in f else [default] * len(f["samples/id"])
+
+
 def row_blocks(dataset: h5py.Dataset) -> Iterator[slice]:
     """Slices along axis 0 of about READ_BLOCK_BYTES each, aligned to chunk boundaries."""
     length = dataset.shape[0]

@@ -192,7 +192,7 @@ def test_an_empty_target_mask_sends_queries_to_the_origin_and_ties_to_the_first_
     from afcli.data.dfc import Trial
     from afcli.eval.dfc import ViewCache, predict_trial
 
-    cache = ViewCache(tmp_path, lambda rgb, mask, function, pixels: torch.ones(len(pixels), 4) / 2)
+    cache = ViewCache(tmp_path, lambda rgb, function, pixels: torch.ones(len(pixels), 4) / 2)
     square = np.zeros((8, 8), bool)
     square[2:4, 3:5] = True
     cache._views = {
@@ -286,12 +286,12 @@ def test_predicted_masks_restrict_transfer_and_rank_the_part_first(tmp_path):
     from afcli.data.dfc import Trial
     from afcli.eval.dfc import ViewCache, predict_trial
 
-    def features(rgb, mask, function, pixels):  # similarity falls with the column: left pixels match best
+    def features(rgb, function, pixels):  # similarity falls with the column: left pixels match best
         return torch.nn.functional.normalize(
             torch.stack([torch.ones(len(pixels)), torch.as_tensor(pixels[:, 0]) / 10.0], 1), dim=-1
         )
 
-    def masks(rgb, mask, function, pixels):  # the right half is the predicted part
+    def masks(rgb, function, pixels):  # the right half is the predicted part
         return pixels[:, 0] >= 4
 
     full = np.ones((8, 8), bool)

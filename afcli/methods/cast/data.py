@@ -35,7 +35,7 @@ class QueryData(torch.utils.data.Dataset):
     ):
         from afcli.store import open_store
         from afcli.store.queries import read_queries
-        from afcli.store.schema import decode
+        from afcli.store.schema import decode, sample_splits
 
         self.store, self.prompts, self.training, self.augment, self.seed, self.drop = (
             Path(store),
@@ -54,7 +54,7 @@ class QueryData(torch.utils.data.Dataset):
                 raise InputError(f"no {split} queries in the store", store)
             self.channels = decode(f["labels/affordance"].attrs["channels"])
             categories = [c.lower() for c in decode(f["samples/category"][:])]
-            splits = decode(f["labels/split"][:]) if "labels/split" in f else [""] * len(categories)
+            splits = sample_splits(f, "")
             annotated = (
                 f["labels/annotated"][:]
                 if "labels/annotated" in f

@@ -18,6 +18,7 @@ official code selects on test, afcli does not. Prompts are encoded once, before 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from afcli.audio.logmel import PADDING
 from afcli.config import check_numbers
@@ -78,6 +79,7 @@ class CASTLossSettings:
 
 @dataclass
 class CASTSettings:
+    path_settings: ClassVar[tuple[str, ...]] = ("backbone",)  # made absolute when a run records them
     model: CASTConfig = field(default_factory=CASTConfig)
     backbone: str | None = None  # a CMAT run (or saved Point-MAE); None: from scratch
     prompts: PromptSettings = field(default_factory=PromptSettings)

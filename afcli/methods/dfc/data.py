@@ -27,7 +27,7 @@ from afcli.errors import InputError
 from afcli.pseudolabel.voting import unpack
 from afcli.render.correspondence import view_correspondences
 from afcli.store import open_store
-from afcli.store.schema import decode
+from afcli.store.schema import sample_splits
 
 MIN_ITEMS = 3
 VIEW_ARRAYS = ("rgb", "depth", "index", "K", "c2w")
@@ -84,24 +84,25 @@ class PairData(torch.utils.data.Dataset):
                 raise InputError(
                     f"no part masks /views/{self.rig}/{self.labels} (afcli pseudolabel --rig {self.rig})", self.store
                 )
-            channel = {name: stored.index(name) for name in functions if name in stored}
-            splits = decode(f["labels/split"][:]) if "labels/split" in f else ["train"] * len(f["samples/id"])
+            wanted = [name for name in functions if name in stored]  # the run's functions the labels hold
+            columns = [stored.index(name) for name in wanted]
+            ids = [functions.index(name) for name in wanted]
+            splits = sample_splits(f, "train")
             done = f[f"status/pseudolabel-{self.labels}"][:] == 1
             self.size = int(f[f"views/{self.rig}/index"].shape[-1])
             items: dict[int, list[tuple[int, int]]] = {}
             spatial = []
             for row in np.flatnonzero(done & (np.array(splits) == "train")):
                 counts = unpack(f[f"views/{self.rig}/{self.labels}"][row], self.size).sum((-1, -2))  # (V, F)
-                for function, c in channel.items():
-                    for view in np.flatnonzero(counts[:, c] > self.min_pixels):
-                        items.setdefault(functions.index(function), []).append((int(row), int(view)))
-                shown = counts[:, list(channel.values())] > self.min_pixels  # (V, F')
+                shown = counts[:, columns] > self.min_pixels  # (V, F')
+                for k, function in enumerate(ids):
+                    items.setdefault(function, []).extend((int(row), int(view)) for view in np.flatnonzero(shown[:, k]))
                 for a in range(len(shown)):
                     for b in range(a + 1, len(shown)):
                         common = np.flatnonzero(shown[a] & shown[b])
                         if len(common):
-                            spatial.append((int(row), a, b, [functions.index(list(channel)[k]) for k in common]))
-        self.channel = {functions.index(name): c for name, c in channel.items()}
+                            spatial.append((int(row), a, b, [ids[k] for k in common]))
+        self.channel = dict(zip(ids, columns))
         self.items = {f: v for f, v in items.items() if len(v) >= MIN_ITEMS}
         self.spatial = spatial
         if not self.items or not self.spatial:
@@ -111,13 +112,13 @@ class PairData(torch.utils.data.Dataset):
                 self.store,
             )
         self.functions = sorted(self.items)
-        self._file, self._cache = None, OrderedDict()
+        self._file, self._grids, self._cache = None, None, OrderedDict()
 
     def __len__(self) -> int:
         return self.length
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_file": None, "_cache": OrderedDict()}
+        return {**self.__dict__, "_file": None, "_grids": None, "_cache": OrderedDict()}
 
     def _sample(self, row: int) -> dict:
         if row in self._cache:
@@ -129,10 +130,11 @@ class PairData(torch.utils.data.Dataset):
         data = {k: torch.from_numpy(np.asarray(self._file[f"{group}/{k}"][row])) for k in VIEW_ARRAYS}
         data["masks"] = torch.from_numpy(unpack(self._file[f"{group}/{self.labels}"][row], self.size))
         if self.grids is not None:
-            import h5py
+            if self._grids is None:
+                import h5py
 
-            with h5py.File(self.grids, "r") as g:
-                data["grids"] = torch.from_numpy(g["grids"][row])
+                self._grids = h5py.File(self.grids, "r")
+            data["grids"] = torch.from_numpy(self._grids["grids"][row])
         self._cache[row] = data
         if len(self._cache) > self.capacity:
             self._cache.popitem(last=False)

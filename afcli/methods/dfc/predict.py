@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -15,13 +16,6 @@ from afcli.methods.dfc.task import SPEC_FILE, TEXT_FILE, load_backbone
 from afcli.models.dfc import FunctionalCorrespondence, raw_features
 
 CHUNK = 8192
-
-
-def model_folder(run: Path) -> Path:
-    for folder in (run / "best", run / "model", run):
-        if (folder / SPEC_FILE).is_file():
-            return folder
-    raise InputError("not a dense functional correspondence run (no model/dfc.json)", run)
 
 
 def trained_on(run: Path) -> str:
@@ -41,10 +35,14 @@ def trained_on(run: Path) -> str:
 
 
 class RunFeatures:
-    """``features(rgb, mask, function, pixels)`` of a run; ``raw`` gives its backbone's own features."""
+    """``features(rgb, function, pixels)`` of a run; ``raw`` gives its backbone's own features and
+    ``masks`` its mask head's part masks. The backbone runs once per image (the last one is kept:
+    an evaluation asks for an image's features, masks and raw features in turn)."""
 
     def __init__(self, run: str | Path, device: torch.device):
-        folder = model_folder(Path(run))
+        from afcli.engine.run import saved_model
+
+        folder = saved_model(run, FunctionalCorrespondence.model_type, "a dense functional correspondence model")
         self.spec = json.loads((folder / SPEC_FILE).read_text())
         self.head = FunctionalCorrespondence.from_pretrained(folder).to(device).eval()
         state = load_checkpoint(folder / TEXT_FILE, ("functions", "vectors"), what="encoded functions")
@@ -53,6 +51,7 @@ class RunFeatures:
         self.device = device
         self.run = str(run)
         self.labels = trained_on(Path(run))
+        self._last: tuple[bytes, torch.Tensor] | None = None
 
     def _vector(self, function: str) -> torch.Tensor:
         if function not in self.text:
@@ -64,7 +63,10 @@ class RunFeatures:
         return self.text[function].to(self.device)
 
     def _grid(self, rgb: np.ndarray) -> torch.Tensor:
-        return self.backbone(torch.from_numpy(np.array(rgb))[None].to(self.device))
+        key = hashlib.blake2b(np.ascontiguousarray(rgb).tobytes(), digest_size=16).digest()
+        if self._last is None or self._last[0] != key:
+            self._last = (key, self.backbone(torch.from_numpy(np.array(rgb))[None].to(self.device)))
+        return self._last[1]
 
     @torch.no_grad()
     def _head(self, rgb: np.ndarray, function: str, pixels: np.ndarray, output: int) -> torch.Tensor:
@@ -77,15 +79,15 @@ class RunFeatures:
         empty = torch.zeros((0, self.head.config.out_dim) if output == 0 else (0,), device=self.device)
         return torch.cat(out) if out else empty
 
-    def features(self, rgb: np.ndarray, mask: np.ndarray, function: str, pixels: np.ndarray) -> torch.Tensor:
+    def features(self, rgb: np.ndarray, function: str, pixels: np.ndarray) -> torch.Tensor:
         return self._head(rgb, function, pixels, 0)
 
-    def masks(self, rgb: np.ndarray, mask: np.ndarray, function: str, pixels: np.ndarray) -> np.ndarray:
+    def masks(self, rgb: np.ndarray, function: str, pixels: np.ndarray) -> np.ndarray:
         """Whether the mask head puts each pixel in the function's part (sigmoid ≥ 0.5, the code's get_mask)."""
         return (self._head(rgb, function, pixels, 1).sigmoid() >= 0.5).cpu().numpy()
 
     @torch.no_grad()
-    def raw(self, rgb: np.ndarray, mask: np.ndarray, function: str, pixels: np.ndarray) -> torch.Tensor:
+    def raw(self, rgb: np.ndarray, function: str, pixels: np.ndarray) -> torch.Tensor:
         grid = self._grid(rgb)
         size = self.head.config.image_size
         return raw_features(

@@ -24,6 +24,12 @@ GRIDS_FILE = "grids.h5"
 SPEC_FILE = "dfc.json"
 
 
+def backbone_spec(settings: DFCSettings) -> dict:
+    """What rebuilds the frozen backbone: recorded in an exported model's dfc.json."""
+    b = settings.backbone
+    return {"name": b.name, "weights": b.weights, "blocks": b.blocks, "size": b.size}
+
+
 def load_backbone(spec: dict, device="cpu"):
     from afcli.teachers import load_teacher
 
@@ -65,12 +71,10 @@ class DFCTask:
         self.find_unused_parameters = settings.model.mask_head and not settings.loss.mask
         self._data = None
 
-    def backbone_spec(self) -> dict:
-        b = self.settings.backbone
-        return {"name": b.name, "weights": b.weights, "blocks": b.blocks, "size": b.size}
-
     def build_model(self) -> DFCNet:
-        return DFCNet(FunctionalCorrespondence(self.settings.model), None if self.grids else self.backbone_spec())
+        return DFCNet(
+            FunctionalCorrespondence(self.settings.model), None if self.grids else backbone_spec(self.settings)
+        )
 
     def dataset(self) -> PairData:
         self._data = PairData(self.settings, self.functions, self.grids)
@@ -103,7 +107,7 @@ class DFCTask:
         s = self.settings
         net.head.save_pretrained(folder)
         save_atomic({"functions": self.functions, "vectors": self.text}, folder / TEXT_FILE)
-        spec = {"backbone": self.backbone_spec(), "text": {"encoder": s.text.encoder, "weights": s.text.weights}}
+        spec = {"backbone": backbone_spec(s), "text": {"encoder": s.text.encoder, "weights": s.text.weights}}
         write_text(folder / SPEC_FILE, json.dumps(spec, indent=1) + "\n")
 
 
@@ -127,7 +131,7 @@ def prepare_run(settings: DFCSettings, run_dir: Path, new: bool) -> DFCSettings:
     save_atomic({"functions": functions, "vectors": vectors.cpu()}, run_dir / TEXT_FILE)
     device = pick_device(settings.device)
     b = settings.backbone
-    backbone = load_backbone({"name": b.name, "weights": b.weights, "blocks": b.blocks, "size": b.size}, device)
+    backbone = load_backbone(backbone_spec(settings), device)
     probe = backbone(torch.zeros(1, size, size, 3, dtype=torch.uint8, device=device))
     channels = int(probe.shape[1])
     if channels % b.blocks:
@@ -145,11 +149,11 @@ def _cache_grids(settings: DFCSettings, backbone, device, path: Path, grid_shape
     import h5py
 
     from afcli.store import open_store
-    from afcli.store.schema import decode
+    from afcli.store.schema import sample_splits
 
     with open_store(settings.data.store) as f, h5py.File(path.with_suffix(".tmp"), "w") as out:
         rgb = f[f"views/{settings.data.rig}/rgb"]
-        splits = decode(f["labels/split"][:]) if "labels/split" in f else ["train"] * rgb.shape[0]
+        splits = sample_splits(f, "train")
         grids = out.create_dataset(
             "grids", (rgb.shape[0], rgb.shape[1], *grid_shape), "f2", chunks=(1, rgb.shape[1], *grid_shape)
         )
