@@ -118,3 +118,132 @@ def write_piad_lists(tmp_path: Path, demo: Path, train_copies: int = 0) -> Path:
         (tmp_path / "Seen" / f"Point_{split}.txt").write_text("".join(f"{p}\n" for p in clouds))
         (tmp_path / "Seen" / f"Box_{split}.txt").write_text("".join(f"{p.with_suffix('.json')}\n" for p in listed))
     return tmp_path
+
+
+# -- ScanNet-format scenes ---------------------------------------------------------------------------
+# One small room of grid meshes: (raw category, NYU40 id, ScanNet200 name, origin, u edge, v edge, grid
+# side, segments). The lamp (36 vertices) is under the evaluator's 100-vertex minimum; the last floor
+# segment belongs to no group (unannotated).
+SCAN_OBJECTS = [
+    ("floor", 2, "floor", (0, 0, 0), (3, 0, 0), (0, 3, 0), 12, 3),
+    ("wall", 1, "wall", (0, 3, 0), (3, 0, 0), (0, 0, 2.5), 12, 2),
+    ("office chair", 5, "office chair", (0.5, 0.5, 0), (0.5, 0, 0.5), (0, 0.5, 0.4), 11, 2),
+    ("coffee table", 7, "coffee table", (1.5, 1.0, 0.4), (0.8, 0, 0), (0, 0.6, 0), 11, 2),
+    ("lamp", 35, "lamp", (2.5, 2.5, 0.5), (0.2, 0, 0), (0, 0, 0.6), 6, 1),
+]
+
+
+def scan_scene(scene: str = "scene0000_00"):
+    """Vertices, faces, colours, superpoints and aggregation groups of the room above."""
+    from afcli.data.scannet import vocabulary
+
+    names200 = vocabulary("scannet200").names
+    ids200 = vocabulary("scannet200").ids
+    vertices, faces, colours, segments, groups, labels = [], [], [], [], [], []
+    next_segment = 0
+    for index, (raw, nyu40, name200, origin, u, v, side, count) in enumerate(SCAN_OBJECTS):
+        a, b = np.meshgrid(np.linspace(0, 1, side), np.linspace(0, 1, side), indexing="ij")
+        points = np.asarray(origin) + a.reshape(-1, 1) * np.asarray(u) + b.reshape(-1, 1) * np.asarray(v)
+        base = sum(len(x) for x in vertices)
+        cells = [(i * side + j, (i + 1) * side + j, i * side + j + 1) for i in range(side - 1) for j in range(side - 1)]
+        cells += [
+            ((i + 1) * side + j, (i + 1) * side + j + 1, i * side + j + 1)
+            for i in range(side - 1)
+            for j in range(side - 1)
+        ]
+        faces.append(np.asarray(cells) + base)
+        vertices.append(points)
+        colours.append(np.tile(np.array([40 * index, 200 - 30 * index, 90], np.uint8), (len(points), 1)))
+        block = np.minimum(np.arange(len(points)) * count // len(points), count - 1) + next_segment
+        segments.append(block * 7 + 3)  # ScanNet's segment ids are sparse
+        grouped = sorted(set((block * 7 + 3).tolist()))
+        if raw == "floor":
+            grouped = grouped[:-1]  # the last floor segment stays unannotated
+        groups.append({"id": index, "objectId": index, "segments": grouped, "label": raw})
+        labels.append((raw, nyu40, ids200[names200.index(name200)]))
+        next_segment += count
+    return {
+        "scene": scene,
+        "vertices": np.concatenate(vertices).astype(np.float32),
+        "faces": np.concatenate(faces),
+        "colours": np.concatenate(colours),
+        "segments": np.concatenate(segments),
+        "groups": groups,
+        "labels": labels,
+    }
+
+
+def write_scannet_scans(root: Path, scene: str = "scene0000_00") -> dict:
+    """ScanNet's own layout: scans/<scene>/ mesh, superpoints, aggregation; the label map TSV."""
+    import trimesh
+
+    room = scan_scene(scene)
+    folder = root / "scans" / scene
+    folder.mkdir(parents=True, exist_ok=True)
+    mesh = trimesh.Trimesh(room["vertices"], room["faces"], vertex_colors=room["colours"], process=False)
+    mesh.export(folder / f"{scene}_vh_clean_2.ply")
+    (folder / f"{scene}_vh_clean_2.0.010000.segs.json").write_text(
+        json.dumps({"sceneId": f"scannet.{scene}", "segIndices": room["segments"].tolist()})
+    )
+    (folder / f"{scene}.aggregation.json").write_text(
+        json.dumps({"sceneId": f"scannet.{scene}", "segGroups": room["groups"]})
+    )
+    with open(root / "scannetv2-labels.combined.tsv", "w", newline="") as handle:
+        out = csv.writer(handle, delimiter="\t")
+        out.writerow(["id", "raw_category", "category", "count", "nyu40id", "nyu40class"])
+        for raw, nyu40, raw_id in room["labels"]:
+            out.writerow([raw_id, raw, raw, 1, nyu40, raw])
+    (root / "scannetv2_val.txt").write_text(scene + "\n")
+    return room
+
+
+def scan_vertex_labels(room: dict):
+    """(NYU40 id, ScanNet200 id, instance) per vertex, worked out directly from the groups."""
+    n = len(room["vertices"])
+    nyu40, raw, instance = np.zeros(n, np.int64), np.zeros(n, np.int64), np.full(n, -1)
+    by_raw = {r: (y, i) for r, y, i in room["labels"]}
+    for group in room["groups"]:
+        members = np.isin(room["segments"], group["segments"])
+        nyu40[members], raw[members] = by_raw[group["label"]]
+        instance[members] = group["objectId"]
+    return nyu40, raw, instance
+
+
+def write_pointcept_scene(root: Path, room: dict, split: str = "val", entity: bool = True) -> Path:
+    from afcli.data.scannet import vocabulary
+
+    nyu40, raw, instance = scan_vertex_labels(room)
+    folder = root / split / room["scene"]
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "coord.npy", room["vertices"])
+    np.save(folder / "color.npy", room["colours"])
+    np.save(folder / "normal.npy", np.tile(np.array([0, 0, 1], np.float32), (len(nyu40), 1)))
+    np.save(folder / "segment20.npy", vocabulary("scannet20").index(nyu40))
+    np.save(folder / "segment200.npy", vocabulary("scannet200").index(raw))
+    np.save(folder / "instance.npy", instance)
+    if entity:
+        np.save(folder / "entity.npy", np.where(instance >= 2, instance - 2, -1))
+    return folder
+
+
+def write_mask3d_scene(root: Path, room: dict, split: str = "validation") -> Path:
+    nyu40, _, instance = scan_vertex_labels(room)
+    n = len(nyu40)
+    _, segment = np.unique(room["segments"], return_inverse=True)
+    array = np.concatenate(
+        [
+            room["vertices"],
+            room["colours"].astype(np.float32),
+            np.tile(np.array([0, 0, 1], np.float32), (n, 1)),
+            segment.reshape(-1, 1),
+            nyu40.reshape(-1, 1),
+            instance.reshape(-1, 1),
+        ],
+        1,
+    ).astype(np.float32)
+    (root / split).mkdir(parents=True, exist_ok=True)
+    np.save(root / split / f"{room['scene']}.npy", array)
+    gt = root / "instance_gt" / split
+    gt.mkdir(parents=True, exist_ok=True)
+    np.savetxt(gt / f"{room['scene']}.txt", nyu40 * 1000 + np.where(instance >= 0, instance + 1, 0), fmt="%d")
+    return root / split / f"{room['scene']}.npy"

@@ -157,18 +157,46 @@ def import_(
     benchmark: Optional[str] = typer.Option(
         None,
         "--benchmark",
-        help="SRC is a benchmark in its own format: laso, piad, piadv2, or avagd (images, masks and sounds; "
-        "also what afcli data synth-av writes).",
+        help="SRC is a benchmark in its own format: laso, piad, piadv2, avagd (images, masks and sounds; "
+        "also what afcli data synth-av writes), or scannet (whole scenes into a ragged store).",
     ),
     setting: Optional[str] = typer.Option(
-        None, "--setting", help="Benchmark setting: PIAD Seen|Unseen, PIADv2 Seen|Unseen_aff|Unseen_obj [Seen]."
+        None,
+        "--setting",
+        help="Benchmark setting: PIAD Seen|Unseen, PIADv2 Seen|Unseen_aff|Unseen_obj [Seen]; scannet with "
+        "Mask3D files: scannet (NYU40 labels) or scannet200.",
     ),
     size: int = typer.Option(512, "--size", help="avagd: image and mask side in the store (AVAGFormer uses 512)."),
+    scene_format: str = typer.Option(
+        "auto", "--format", help="scannet: auto, pointcept, mask3d or scans (ScanNet's own .ply + .json)."
+    ),
+    label_map: Optional[Path] = typer.Option(
+        None, "--label-map", help="scannet scans: scannetv2-labels.combined.tsv [SRC/scannetv2-labels.combined.tsv]."
+    ),
     json: JsonOption = False,
 ) -> None:
     """Sample, normalise and label shapes into the store (points, normals, heat maps, part ids, queries);
-    with --benchmark avagd, images, function/dependency masks, sounds and their pairs."""
+    with --benchmark avagd, images, function/dependency masks, sounds and their pairs; with --benchmark
+    scannet, whole scenes with superpoints, ScanNet20/200 labels, instances and entities."""
     apply_json(json)
+    if benchmark == "scannet":
+        from afcli.data.scenes import import_scenes
+
+        if shard != "0/1":
+            raise InputError("--benchmark scannet imports a whole dataset: --shard does not apply")
+        with progress("import scannet") as (advance, set_total):
+            result = import_scenes(
+                src,
+                store,
+                fmt=scene_format,
+                setting=setting,
+                label_map=label_map,
+                skip_bad=skip_bad,
+                advance=advance,
+                on_total=set_total,
+            )
+        emit(result, _show_import)
+        return
     if benchmark == "avagd":
         from afcli.data.avagd import import_avagd, read_rows
 
@@ -225,19 +253,20 @@ def import_(
             on_total=set_total,
         )
 
-    def render(r: dict) -> None:
-        stdout.print(
-            f"{r['store']}: imported {r['imported']}, already done {r['already_done']}, "
-            f"{r['done']}/{r['samples']} samples done"
-        )
-        if r["skipped"]:
-            stdout.print(
-                table(
-                    f"skipped {len(r['skipped'])}",
-                    ["id", "problem"],
-                    [(s["id"], s["error"]) for s in r["skipped"]],
-                    wrap_last=True,
-                )
-            )
+    emit(result, _show_import)
 
-    emit(result, render)
+
+def _show_import(r: dict) -> None:
+    stdout.print(
+        f"{r['store']}: imported {r['imported']}, already done {r['already_done']}, "
+        f"{r['done']}/{r['samples']} samples done"
+    )
+    if r["skipped"]:
+        stdout.print(
+            table(
+                f"skipped {len(r['skipped'])}",
+                ["id", "problem"],
+                [(s["id"], s["error"]) for s in r["skipped"]],
+                wrap_last=True,
+            )
+        )

@@ -304,3 +304,52 @@ def probe(
         )
 
     emit(results, show)
+
+
+def _percent(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+@app.command("scannet")
+@handle_errors
+def scannet(
+    predictions: Path = typer.Option(
+        ...,
+        "--predictions",
+        help="Saved outputs: instance <scene>.txt (<mask file> <label id> <score> per line, the benchmark's "
+        "submission format), or per-vertex labels <scene>.txt / labels or (V, C) scores <scene>.npy.",
+    ),
+    gt: Path = typer.Option(
+        ...,
+        "--gt",
+        help="Ground truth: a store from afcli data import --benchmark scannet, or a folder of the evaluator's "
+        "<scene>.txt (label*1000 + instance + 1 per vertex).",
+    ),
+    benchmark: str = typer.Option("scannet20", "--benchmark", help="scannet20 (NYU40 ids) or scannet200."),
+    classes: str = typer.Option(
+        "benchmark",
+        "--classes",
+        help="Instance classes: benchmark (18 for ScanNet20: no wall, floor) or sole (17: also no otherfurniture).",
+    ),
+    json: JsonOption = False,
+) -> None:
+    """ScanNet instance AP / AP50 / AP25 (the released evaluator's rules) or semantic mIoU / mAcc with
+    the foreground f-mIoU / f-mAcc of the RegionPLC protocol, of any codebase's saved predictions."""
+    apply_json(json)
+    from afcli.eval.scannet import score_predictions
+
+    result = score_predictions(predictions, gt, benchmark, classes)
+
+    def show(r: dict) -> None:
+        title = f"{r['benchmark']} {r['kind']} segmentation, {r['scenes']} scenes"
+        if r["kind"] == "instance":
+            rows = [(n, _percent(c["ap"]), _percent(c["ap50"]), _percent(c["ap25"])) for n, c in r["classes"].items()]
+            rows.append(("mean", _percent(r["ap"]), _percent(r["ap50"]), _percent(r["ap25"])))
+            stdout.print(table(title, ["class", "AP", "AP50", "AP25"], rows))
+        else:
+            rows = [(n, str(c["points"]), _percent(c["iou"]), _percent(c["acc"])) for n, c in r["classes"].items()]
+            rows.append(("mean", "", _percent(r["miou"]), _percent(r["macc"])))
+            rows.append(("foreground mean", "", _percent(r["f_miou"]), _percent(r["f_macc"])))
+            stdout.print(table(title, ["class", "points", "IoU", "Acc"], rows))
+
+    emit(result, show)

@@ -284,6 +284,19 @@ def ensure_point_arrays(writer: StoreWriter, num_points: int) -> None:
     writer.ensure_stage(STAGE, ("points/xyz", "points/normal"))
 
 
+def load_or_skip(load: Callable, writer: StoreWriter, row: int, source, skip_bad: bool, skipped: list):
+    """``load()``; a bad input stops the import, or with ``--skip-bad`` its sample is marked failed,
+    recorded in ``skipped`` (its ``id`` and ``path``) and None is returned."""
+    try:
+        return load()
+    except InputError as error:
+        if not skip_bad:
+            raise
+        writer.mark(STAGE, row, FAILED)
+        skipped.append({"id": source.id, "path": str(source.path), "error": str(error)})
+        return None
+
+
 def import_shapes(
     src: str | Path,
     store: str | Path,
@@ -338,13 +351,8 @@ def import_shapes(
         on_total(len(todo))
         for row in todo:
             source = by_row[row]
-            try:
-                sample = load_sample(source, num_points, seed)
-            except InputError as error:
-                if not skip_bad:
-                    raise
-                writer.mark(STAGE, row, FAILED)
-                skipped.append({"id": source.id, "path": str(source.path), "error": str(error)})
+            sample = load_or_skip(lambda: load_sample(source, num_points, seed), writer, row, source, skip_bad, skipped)
+            if sample is None:
                 advance()
                 continue
             writer.set_transform(row, *sample.pop("transform"))
