@@ -23,7 +23,7 @@ SMOKE ?= 0
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 ifeq ($(OPS),1)
-INSTALL_EXTRAS := $(EXTRAS),ops
+INSTALL_EXTRAS := $(EXTRAS),ops,sparse
 OPS_STAMP := $(VENV)/.ops-installed
 else
 INSTALL_EXTRAS := $(EXTRAS)
@@ -188,11 +188,11 @@ test: $(PKG_STAMP)
 test-slow: $(PKG_STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
-# The compiled ops and their parity tests against the pure-PyTorch paths (fail, not skip, if the
+# The compiled ops (torch-scatter, torch-cluster, spconv) and their parity tests against the pure-PyTorch paths (fail, not skip, if the
 # build does not import).
 test-ops:
 	$(MAKE) OPS=1 install
-	AFCLI_TEST_OPS=1 $(BIN)/python -m pytest -q -m parity tests/ops/test_ops.py
+	AFCLI_TEST_OPS=1 $(BIN)/python -m pytest -q -m parity tests/ops/test_ops.py tests/ops/test_sparse.py
 
 bench: $(PKG_STAMP)
 	$(BIN)/python benchmarks/bench_cli_help.py

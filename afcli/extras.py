@@ -27,6 +27,7 @@ OPTIONAL = {
     "onnxruntime": ("onnxruntime", "export"),
     "torch_scatter": ("torch-scatter", "ops"),
     "torch_cluster": ("torch-cluster", "ops"),
+    "spconv": ("spconv", "sparse"),
 }
 
 

@@ -1,5 +1,5 @@
-"""Which implementation each op runs on: torch-cluster / torch-scatter when they import, pure PyTorch
-otherwise. ``AFCLI_OPS=torch`` or ``AFCLI_OPS=compiled`` forces one (a forced ``compiled`` that cannot
+"""Which implementation each op runs on: torch-cluster / torch-scatter / spconv when they import, pure
+PyTorch otherwise. ``AFCLI_OPS=torch`` or ``AFCLI_OPS=compiled`` forces one (a forced ``compiled`` that cannot
 import is an error, not a silent fallback)."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ PROVIDER = {
     "scatter_sum": "torch_scatter",
     "scatter_mean": "torch_scatter",
     "scatter_max": "torch_scatter",
+    "sparse_conv": "spconv",
 }
 
 
