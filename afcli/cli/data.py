@@ -131,6 +131,36 @@ def synth_av(
     emit(result, show)
 
 
+@app.command("synth-rooms")
+@handle_errors
+def synth_rooms(
+    out: Path = typer.Argument(
+        ..., help="Folder to write the rooms into, as ScanNet scans (meshes, labels, RGB-D frames)."
+    ),
+    count: int = typer.Option(10, "--n", help="Rooms (bedroom, living room, kitchen, bathroom, office in turn)."),
+    frames: int = typer.Option(16, "--frames", help="RGB-D frames rendered per room."),
+    max_edge: float = typer.Option(0.15, "--max-edge", help="Longest mesh edge in metres (vertex spacing)."),
+    seed: int = typer.Option(0, "--seed", help="Same seed, same rooms."),
+    json: JsonOption = False,
+) -> None:
+    """Write the built-in indoor rooms: furniture and objects placed with support relations, ScanNet
+    labels, superpoints and instances, and an RGB-D walk through each; import with
+    afcli data import OUT --benchmark scannet."""
+    apply_json(json)
+    from afcli.data.rooms import synthesize_rooms
+
+    with progress("synth-rooms") as (advance, set_total):
+        set_total(count)
+        result = synthesize_rooms(out, count, seed, frames, max_edge, advance=advance)
+    emit(
+        result,
+        lambda r: stdout.print(
+            f"{r['out']}: {r['rooms']} rooms, {r['instances']} instances, {r['vertices']} vertices"
+            + ("" if r["metaworld"] else "; metaworld is not installed, so cups and bottles are built-in shapes")
+        ),
+    )
+
+
 def _parse_shard(value: str) -> tuple[int, int]:
     try:
         rank, world = (int(part) for part in value.split("/"))

@@ -340,7 +340,7 @@ def _scans_scenes(root: Path, setting: str | None, label_map_path: Path | None =
     splits = _scan_splits(root)
     found = []
     for folder_name, default in (("scans", "train"), ("scans_test", "test")):
-        for folder in sorted(p for p in (root / folder_name).glob("scene*") if p.is_dir()):
+        for folder in sorted(p for p in (root / folder_name).glob("*") if (p / f"{p.name}_vh_clean_2.ply").is_file()):
             split = "test" if folder_name == "scans_test" else splits.get(folder.name, default)
             found.append(
                 SceneSource(
