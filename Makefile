@@ -14,7 +14,7 @@ VENV ?= .venv
 #   make test TORCH_PACKAGES="torch==2.5.1 --index-url https://download.pytorch.org/whl/cu124"
 TORCH_PACKAGES ?= torch==2.14.1 torchvision==0.29.1
 OPS_PACKAGES ?= torch-scatter==2.1.2 torch-cluster==1.6.3
-EXTRAS ?= dev,teachers,offline,render,export,audio
+EXTRAS ?= dev,teachers,offline,render,export,audio,text
 OPS ?= 0
 DEMO_DIR ?= demo
 # SMOKE=1: each paper's demo at smoke size — the same code path on tiny data, for CI.

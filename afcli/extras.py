@@ -28,6 +28,7 @@ OPTIONAL = {
     "torch_scatter": ("torch-scatter", "ops"),
     "torch_cluster": ("torch-cluster", "ops"),
     "spconv": ("spconv", "sparse"),
+    "spacy": ("spacy", "text"),
 }
 
 

@@ -10,7 +10,7 @@ import warnings
 import typer
 
 from afcli import __version__
-from afcli.cli import correspondence, data, doctor, evaluate, export, lift, pseudolabel, recipes, store
+from afcli.cli import caption, correspondence, data, doctor, evaluate, export, lift, pseudolabel, recipes, store
 from afcli.cli.common import JsonOption, apply_json
 from afcli.cli.train import stage_app
 from afcli.console import options
@@ -29,6 +29,7 @@ app.add_typer(store.app, name="store")
 app.command("render")(lift.render_command)
 app.command("lift")(lift.lift_command)
 app.command("pseudolabel")(pseudolabel.pseudolabel_command)
+app.command("caption")(caption.caption_command)
 app.add_typer(stage_app("pretrain", "Pre-train 3D backbones"), name="pretrain")
 app.add_typer(stage_app("finetune", "Fine-tune task models"), name="finetune")
 app.add_typer(export.app, name="export")

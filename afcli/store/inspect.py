@@ -25,6 +25,8 @@ from afcli.store.schema import (
     row_blocks,
     status_path,
 )
+from afcli.store.texts import PREFIX as TEXTS
+from afcli.store.texts import check_texts, is_text_array
 
 IMPORT_STAGE = "import"
 
@@ -99,6 +101,7 @@ def store_info(path: str | Path) -> dict:
             "teachers": lifted_teachers(f),
             "status": status,
             "queries": int(f[QUERIES + "id"].shape[0]) if QUERIES + "id" in f else 0,
+            "texts": int(f[TEXTS + "id"].shape[0]) if TEXTS + "id" in f else 0,
             "file_bytes": path.stat().st_size,
         }
 
@@ -227,7 +230,8 @@ def verify_store(path: str | Path) -> dict:
                     )
 
         for name in names:
-            if name.startswith("status/") or name == "points/offsets" or is_query_array(name) or is_clip_array(name):
+            table = is_query_array(name) or is_clip_array(name) or is_text_array(name)
+            if name.startswith("status/") or name == "points/offsets" or table:
                 continue
             dataset = problems.read(f"/{name}", lambda: f[name])
             if dataset is None:
@@ -241,6 +245,7 @@ def verify_store(path: str | Path) -> dict:
             problems.extend(_scan(dataset, name, ids, offsets if ragged and per_point else None))
         problems.extend(problems.read("the query table", lambda: check_queries(f), []))
         problems.extend(problems.read("the clip tables", lambda: check_clips(f), []))
+        problems.extend(problems.read("the text table", lambda: check_texts(f), []))
     return {
         "path": str(path),
         "ok": not problems,

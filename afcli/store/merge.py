@@ -24,8 +24,9 @@ from afcli.store.clips import is_clip_array
 from afcli.store.queries import PREFIX as QUERIES
 from afcli.store.queries import shifted_sample_rows
 from afcli.store.schema import array_names, decode, open_store, row_blocks
+from afcli.store.texts import PREFIX as TEXTS
 
-QUERY_SAMPLE = QUERIES + "sample"
+SAMPLE_COLUMNS = (QUERIES + "sample", TEXTS + "sample")  # table columns holding /samples rows
 _ROOT_ATTRS = ("format", "schema", "layout", "num_points")
 
 
@@ -72,8 +73,8 @@ def merge_stores(shards: Sequence[str | Path], out: str | Path, copy: bool = Fal
             for name in array_names(first):
                 if name == "points/offsets":
                     _write_offsets(merged, files)
-                elif name == QUERY_SAMPLE:
-                    merged.create_dataset(name, data=shifted_sample_rows(files), maxshape=(None,), chunks=(1024,))
+                elif name in SAMPLE_COLUMNS:
+                    merged.create_dataset(name, data=shifted_sample_rows(files, name), maxshape=(None,), chunks=(1024,))
                 elif copy:
                     _copy(merged, name, files)
                 else:

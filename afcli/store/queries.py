@@ -204,11 +204,12 @@ def check_queries(f: h5py.File) -> list[str]:
     return problems
 
 
-def shifted_sample_rows(files: list[h5py.File]) -> np.ndarray:
-    """``/queries/sample`` of merged shards, each shard's rows shifted past the earlier shards."""
+def shifted_sample_rows(files: list[h5py.File], column: str = PREFIX + "sample") -> np.ndarray:
+    """A table's sample column (``/queries/sample``, ``/texts/sample``) of merged shards, each shard's
+    rows shifted past the earlier shards."""
     parts, shift = [], 0
     for f in files:
-        rows = f[PREFIX + "sample"][:]
+        rows = f[column][:]
         parts.append(np.where(rows >= 0, rows + shift, rows))
         shift += f["samples/id"].shape[0]
     return np.concatenate(parts)

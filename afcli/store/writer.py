@@ -49,6 +49,7 @@ from afcli.store.schema import (
     status_path,
     writer_lock,
 )
+from afcli.store.texts import is_text_array
 
 SAMPLE_COLUMNS = {"samples/id": ID_DTYPE, "samples/category": CATEGORY_DTYPE, "samples/source": SOURCE_DTYPE}
 RAGGED_CHUNK_BYTES = 1 << 18
@@ -258,7 +259,8 @@ class StoreWriter:
 
     def ensure_table(self, ensure: Callable[[h5py.File], None]) -> None:
         """One of the store's tables beside the per-sample arrays, created empty if missing:
-        ``ensure_queries`` (afcli.store.queries) or ``ensure_clips`` (afcli.store.clips)."""
+        ``ensure_queries`` (afcli.store.queries), ``ensure_clips`` (afcli.store.clips) or ``ensure_texts``
+        (afcli.store.texts)."""
         ensure(self.f)
 
     # -- samples ------------------------------------------------------------------------------
@@ -310,7 +312,7 @@ class StoreWriter:
         found = []
         for name in array_names(self.f):
             per_point = bool(self.f[name].attrs.get("per_point", False))
-            table = is_query_array(name) or is_clip_array(name)
+            table = is_query_array(name) or is_clip_array(name) or is_text_array(name)
             if name != "points/offsets" and not table and (ragged and per_point) == points:
                 found.append(self.f[name])
         return found
@@ -359,7 +361,7 @@ class StoreWriter:
                 dataset.flush()
 
     def add_rows(self, append: Callable[[h5py.File, list], T], rows: list) -> T:
-        """Append ``rows`` to a table through its ``append`` (``add_queries``, ``add_clips``,
+        """Append ``rows`` to a table through its ``append`` (``add_queries``, ``add_clips``, ``add_texts``,
         ``add_pairs``), which skips rows already there."""
         with self._writing():
             return append(self.f, rows)
