@@ -353,3 +353,64 @@ def scannet(
             stdout.print(table(title, ["class", "points", "IoU", "Acc"], rows))
 
     emit(result, show)
+
+
+@app.command("scene-probe")
+@handle_errors
+def scene_probe(
+    store: Path = typer.Option(..., "--store", help="A captioned, lifted scene store."),
+    features: Optional[str] = typer.Option(
+        None, "--features", help="Lifted teacher (a /features/<id> name or a teacher spec) [the only one lifted]."
+    ),
+    encoder: str = typer.Option("minilm-l6", "--encoder", help="Text space: an embedding column of the text table."),
+    steps: int = typer.Option(300, "--steps", help="Adam steps of each probe."),
+    seed: int = typer.Option(0, "--seed", help="Seeds the point draws, the probes and chance."),
+    save_predictions: Optional[Path] = typer.Option(
+        None, "--save-predictions", help="Write validation scenes' (V, 20) scores for afcli eval scannet."
+    ),
+    figure: Optional[Path] = typer.Option(
+        None, "--figure", help="Write a top-down picture of a scene with its captions."
+    ),
+    scene: Optional[str] = typer.Option(None, "--scene", help="The pictured scene [the first validation scene]."),
+    json: JsonOption = False,
+) -> None:
+    """Open-vocabulary probe of lifted scene features: a linear map into a text space trained from
+    captions only, asked for ScanNet20 class prompts; f-mIoU / f-mAcc on validation scenes beside
+    chance and a linear probe trained on the labels."""
+    apply_json(json)
+    from afcli.eval.scene_probe import OVProbeSettings, open_vocabulary_probe, room_figure
+    from afcli.teachers import lifted_teacher
+
+    settings = OVProbeSettings(lifted_teacher(store, features) if features else _only_features(store), encoder)
+    settings.steps, settings.seed = steps, seed
+    result = open_vocabulary_probe(store, settings, save_predictions)
+    if figure is not None:
+        result["figure"] = str(room_figure(store, figure, scene))
+
+    def show(r: dict) -> None:
+        rows = [
+            (name, _percent(m["f_miou"]), _percent(m["f_macc"]), _percent(m["f_miou_present"]))
+            for name, m in r["results"].items()
+        ]
+        title = (
+            f"open-vocabulary probe of {r['features']} in the {r['encoder']} text space "
+            f"({r['train_scenes']} training, {r['val_scenes']} validation scenes; "
+            f"{len(r['classes_present'])} of 17 foreground classes present)"
+        )
+        stdout.print(table(title, ["probe", "f-mIoU", "f-mAcc", "f-mIoU present"], rows))
+        if "figure" in r:
+            stdout.print(f"figure: {r['figure']}")
+
+    emit(result, show)
+
+
+def _only_features(store: Path) -> str:
+    from afcli.errors import InputError
+    from afcli.store.inspect import lifted_teachers
+    from afcli.store.schema import open_store
+
+    with open_store(store) as f:
+        lifted = lifted_teachers(f)
+    if len(lifted) != 1:
+        raise InputError(f"give --features: the store holds {lifted or 'no lifted features'}", store)
+    return lifted[0]

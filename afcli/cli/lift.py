@@ -111,6 +111,16 @@ def lift_command(
         None, "--teacher-size", help="Teacher input side in pixels [model card]."
     ),
     batch_views: Optional[int] = typer.Option(None, "--batch-views", help="Views per teacher batch [12]."),
+    frames_root: Optional[str] = typer.Option(
+        None, "--frames-root", help="Scenes: RGB-D frames at ROOT/<scene>/ [beside each scene's mesh]."
+    ),
+    frame_step: Optional[int] = typer.Option(None, "--frame-step", help="Scenes: every K-th frame [1]."),
+    depth_mode: Optional[str] = typer.Option(
+        None, "--depth-mode", help="Scenes: visibility test relative (OpenScene) or absolute (D3Fields) [relative]."
+    ),
+    depth_tolerance: Optional[float] = typer.Option(
+        None, "--depth-tolerance", help="Scenes: relative, share of the observed depth; absolute, metres [0.25]."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo samples already lifted with this teacher."),
     gpus: int = typer.Option(
         1,
@@ -120,7 +130,8 @@ def lift_command(
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda[:i] [auto]."),
     json: JsonOption = False,
 ) -> None:
-    """Lift a 2D teacher's patch features onto every point: /features/<teacher> (S, N, D) fp16."""
+    """Lift a 2D teacher's patch features onto every point: /features/<teacher> (S, N, D) fp16; scenes
+    from their RGB-D frames."""
     apply_json(json)
     from afcli.config import load_recipe, override
     from afcli.lift.pipeline import LiftSettings, lift_store, load_settings_teacher
@@ -147,6 +158,10 @@ def lift_command(
             "lift.normalize_views": normalize_views,
             "lift.view_weight": view_weight,
             "lift.tolerance": tolerance,
+            "frames.root": frames_root,
+            "frames.step": frame_step,
+            "frames.depth_mode": depth_mode,
+            "frames.depth_tolerance": depth_tolerance,
         },
     )
     settings.offline = settings.offline or offline

@@ -126,6 +126,56 @@ def sample_cells(feature_map: torch.Tensor, pixels: torch.Tensor, height: int, w
     return top * (1 - fy) + bottom * fy
 
 
+class FeatureAccumulator:
+    """Per-point weighted sums of view features, added view batch by view batch: memory O(N·D) for
+    any number of views (scenes stream hundreds of frames through it)."""
+
+    def __init__(self, points: torch.Tensor, dim: int, options: LiftOptions, normals: torch.Tensor | None = None):
+        self.points, self.options, self.normals = points, options.check(), normals
+        n = points.shape[0]
+        self.total = torch.zeros(n, dim, dtype=torch.float32, device=points.device)
+        self.weight_sum = torch.zeros(n, dtype=torch.float32, device=points.device)
+        self.count = torch.zeros(n, dtype=torch.int32, device=points.device)
+
+    def add(
+        self,
+        feature_maps: torch.Tensor,
+        pixels: torch.Tensor,
+        visible: torch.Tensor,
+        image_size: tuple[int, int],
+        camera_centres: torch.Tensor | None = None,
+        weights: torch.Tensor | None = None,
+    ) -> None:
+        """Views (V, D, h, w) seeing the points at ``pixels`` (V, N, 2) where ``visible`` (V, N)."""
+        height, width = image_size
+        for view in range(feature_maps.shape[0]):
+            idx = torch.nonzero(visible[view]).squeeze(1)
+            if idx.numel() == 0:
+                continue
+            feats = sample_cells(
+                feature_maps[view].float(), pixels[view, idx].float(), height, width, self.options.interp
+            )
+            if self.options.normalize_views:
+                feats = torch.nn.functional.normalize(feats, dim=-1)
+            w = torch.ones(idx.numel(), dtype=torch.float32, device=self.points.device)
+            if weights is not None:
+                w = w * weights[view, idx].float()
+            if self.options.view_weight == "cosine":
+                if self.normals is None or camera_centres is None:
+                    raise InputError("--view-weight cosine needs point normals")
+                ray = torch.nn.functional.normalize(camera_centres[view].float() - self.points[idx].float(), dim=-1)
+                w = w * (torch.nn.functional.normalize(self.normals[idx].float(), dim=-1) * ray).sum(-1).abs()
+            self.total.index_add_(0, idx, feats * w.unsqueeze(1))
+            self.weight_sum.index_add_(0, idx, w)
+            self.count.index_add_(0, idx, torch.ones_like(idx, dtype=torch.int32))
+
+    def result(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Features (N, D) float32 (unseen points: the mean of their seen neighbours), seen (N,), views per point."""
+        seen = self.count > 0
+        features = self.total / self.weight_sum.clamp(min=1e-12).unsqueeze(1)
+        return fill_unseen(self.points, features, seen, self.options.fill_neighbours), seen, self.count
+
+
 def lift_features(
     points: torch.Tensor,
     feature_maps: torch.Tensor,
@@ -144,34 +194,9 @@ def lift_features(
     ``weights`` (V, N) multiplies each view's contribution (e.g. the D3Fields depth weight).
     Returns features (N, D) float32, the seen mask (N,) and the number of views per point (N,).
     """
-    options.check()
-    V, D = feature_maps.shape[:2]
-    N = points.shape[0]
-    height, width = image_size
-    total = torch.zeros(N, D, dtype=torch.float32, device=points.device)
-    weight_sum = torch.zeros(N, dtype=torch.float32, device=points.device)
-    count = torch.zeros(N, dtype=torch.int32, device=points.device)
-    for view in range(V):
-        idx = torch.nonzero(visible[view]).squeeze(1)
-        if idx.numel() == 0:
-            continue
-        feats = sample_cells(feature_maps[view].float(), pixels[view, idx].float(), height, width, options.interp)
-        if options.normalize_views:
-            feats = torch.nn.functional.normalize(feats, dim=-1)
-        w = torch.ones(idx.numel(), dtype=torch.float32, device=points.device)
-        if weights is not None:
-            w = w * weights[view, idx].float()
-        if options.view_weight == "cosine":
-            if normals is None or camera_centres is None:
-                raise InputError("--view-weight cosine needs point normals")
-            ray = torch.nn.functional.normalize(camera_centres[view].float() - points[idx].float(), dim=-1)
-            w = w * (torch.nn.functional.normalize(normals[idx].float(), dim=-1) * ray).sum(-1).abs()
-        total.index_add_(0, idx, feats * w.unsqueeze(1))
-        weight_sum.index_add_(0, idx, w)
-        count.index_add_(0, idx, torch.ones_like(idx, dtype=torch.int32))
-    seen = count > 0
-    features = total / weight_sum.clamp(min=1e-12).unsqueeze(1)
-    return fill_unseen(points, features, seen, options.fill_neighbours), seen, count
+    accumulator = FeatureAccumulator(points, feature_maps.shape[1], options, normals)
+    accumulator.add(feature_maps, pixels, visible, image_size, camera_centres, weights)
+    return accumulator.result()
 
 
 def fill_unseen(points: torch.Tensor, features: torch.Tensor, seen: torch.Tensor, k: int) -> torch.Tensor:

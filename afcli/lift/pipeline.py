@@ -3,6 +3,11 @@ time (read → render → teacher → lift → write → free), so peak memory d
 of shapes. A stage of afcli.store.stage: resumable, ``--gpus N`` shards, absorbed after an
 interrupted run.
 
+Scene stores (``afcli data import --benchmark scannet``) are lifted from their RGB-D frames instead of
+renders (:class:`SceneLiftStage`, afcli.lift.frames): frames stream through the teacher a batch at a
+time into a per-point accumulator, so memory follows the scene's points, never its frame count;
+visibility is the depth test of OpenScene's fusion (``|d_obs − z| ≤ 0.25 · d_obs``, 10-pixel border).
+
 Features are written uncompressed fp16 to ``/features/<teacher id>`` with a
 ``/features/<teacher id>_seen`` mask; the stage ``lift-<teacher id>`` makes reruns skip done samples.
 """
@@ -24,11 +29,33 @@ from afcli.lift.core import LiftOptions, lift_features, render_visibility
 from afcli.render import Shape, make_rig, render
 from afcli.render.stage import RenderSettings, diameter, load_shape, synchronize
 from afcli.runtime import check_processes, pick_device, rank_device
-from afcli.store.schema import DONE, open_store, status_path
+from afcli.store.schema import DONE, RAGGED, decode, open_store, read_sample, require_finite, status_path
 from afcli.store.stage import run_stage
 from afcli.store.writer import StoreWriter
 
 FEATURES_MEANING = "1 = seen by at least one view, 0 = filled from neighbours"
+
+
+@dataclass
+class FrameSettings:
+    """How scenes are lifted from their RGB-D frames (OpenScene's fusion by default)."""
+
+    root: str | None = None  # frames at <root>/<scene>/; default: beside the scene's mesh
+    step: int = 1  # every step-th frame
+    depth_mode: str = "relative"  # relative (OpenScene) or absolute (D3Fields)
+    depth_tolerance: float = 0.25  # relative: fraction of the observed depth; absolute: metres
+    border: int = 10  # pixels cut at the image border
+
+    def check(self) -> "FrameSettings":
+        from afcli.lift.core import DEPTH_MODES
+
+        if self.step < 1 or self.border < 0 or not self.depth_tolerance >= 0:
+            raise InputError("--frame-step must be ≥ 1, the border and the depth tolerance ≥ 0")
+        if self.depth_mode not in DEPTH_MODES:
+            raise InputError(
+                f"unknown depth visibility mode {self.depth_mode!r} (choose from {', '.join(DEPTH_MODES)})"
+            )
+        return self
 
 
 @dataclass
@@ -43,6 +70,7 @@ class LiftSettings:
     device: str = "auto"
     render: RenderSettings = field(default_factory=RenderSettings)
     lift: LiftOptions = field(default_factory=LiftOptions)
+    frames: FrameSettings = field(default_factory=FrameSettings)
 
     def check(self) -> "LiftSettings":
         """Fail on bad names and values before anything is imported, loaded or rendered."""
@@ -51,6 +79,7 @@ class LiftSettings:
         parse_teacher(self.teacher)
         self.lift.check()
         self.render.check()
+        self.frames.check()
         if self.batch_views < 1 or self.blocks < 1:
             raise InputError("--batch-views and --blocks must be positive")
         pick_device(self.device)
@@ -90,19 +119,34 @@ def lift_sample(
     return features, seen
 
 
-def feature_attrs(teacher, settings: LiftSettings) -> dict:
+def feature_attrs(teacher, settings: LiftSettings, scene: bool = False) -> dict:
+    """What made a feature array (checked on every later run into it): the teacher, the views
+    (renders of a rig, or a scene's frames) and the aggregation."""
     attrs = {key: str(value) for key, value in teacher.provenance().items()}
+    if scene:
+        frames = settings.frames
+        attrs.update(
+            views="frames",
+            frame_step=frames.step,
+            depth_mode=frames.depth_mode,
+            depth_tolerance=frames.depth_tolerance,
+            border=frames.border,
+        )
+    else:
+        render = settings.render
+        attrs.update(
+            views=render.views,
+            size=render.size,
+            rig=render.rig,
+            splat_radius=str(render.splat_radius),
+            background=render.background,
+            light=render.light,
+            tolerance=settings.lift.tolerance,
+        )
     attrs.update(
-        views=settings.render.views,
-        size=settings.render.size,
-        rig=settings.render.rig,
-        splat_radius=str(settings.render.splat_radius),
-        background=settings.render.background,
-        light=settings.render.light,
         interp=settings.lift.interp,
         normalize_views=settings.lift.normalize_views,
         view_weight=settings.lift.view_weight,
-        tolerance=settings.lift.tolerance,
         fill_neighbours=settings.lift.fill_neighbours,
         afcli_version=__version__,
     )
@@ -122,9 +166,6 @@ def load_settings_teacher(settings: LiftSettings, device: torch.device | None = 
         input_size=settings.teacher_size,
         device=device if device is not None else pick_device(settings.device),
     )
-
-
-FEATURES_MEANING = "1 = seen by at least one view, 0 = filled from neighbours"
 
 
 class LiftStage:
@@ -173,6 +214,75 @@ class LiftStage:
         return {"unseen": self.unseen, "clock": dict(self.clock)}
 
 
+class SceneLiftStage(LiftStage):
+    """The lift of a scene from its RGB-D frames (see the module docstring)."""
+
+    def open(self, device: torch.device) -> None:
+        if self.teacher is None:
+            self.teacher = load_settings_teacher(self.settings, device)
+        self.clock = {"frames": 0.0, "teacher": 0.0, "lift": 0.0}
+
+    def process(self, f: h5py.File, path: Path, row: int, device: torch.device) -> dict[str, np.ndarray]:
+        from afcli.lift.core import FeatureAccumulator, depth_visibility, pixel_lookup
+        from afcli.lift.frames import frames_folder, read_frames
+        from afcli.render.cameras import Cameras
+
+        settings, frames_settings = self.settings, self.settings.frames
+        scene = decode(f["samples/id"][row : row + 1])[0]
+        source = decode(f["samples/source"][row : row + 1])[0]
+        root = Path(frames_settings.root) if frames_settings.root else None
+        frames = read_frames(
+            frames_folder(scene, path.resolve().parent / source if source else None, root), frames_settings.step
+        )
+        points = torch.from_numpy(require_finite(read_sample(f, row, "points/xyz"), "points/xyz", scene, path))
+        points = points.float().to(device)
+        normals = torch.from_numpy(read_sample(f, row, "points/normal")).float().to(device)
+        accumulator = FeatureAccumulator(points, self.dim, settings.lift, normals)
+        for start in range(0, len(frames), settings.batch_views):
+            tick = time.perf_counter()
+            batch = range(start, min(start + settings.batch_views, len(frames)))
+            rgb, depth = zip(*(frames.load(i) for i in batch))
+            rgb = torch.from_numpy(np.stack(rgb)).to(device)
+            depth = torch.from_numpy(np.stack(depth)).to(device)
+            poses = torch.from_numpy(frames.poses[list(batch)]).float().to(device)
+            self.clock["frames"] += time.perf_counter() - tick
+            tick = time.perf_counter()
+            maps = self.teacher(rgb)
+            synchronize(maps)
+            self.clock["teacher"] += time.perf_counter() - tick
+            tick = time.perf_counter()
+            height, width = depth.shape[1:]
+            K = torch.from_numpy(frames.K).float().to(device).expand(len(batch), 3, 3)
+            pixels, z = Cameras(K, poses, height, width).project(points)
+            flat, inside = pixel_lookup(pixels, height, width)
+            b = frames_settings.border
+            inside &= (pixels[..., 0] >= b) & (pixels[..., 0] <= width - 1 - b)
+            inside &= (pixels[..., 1] >= b) & (pixels[..., 1] <= height - 1 - b)
+            observed = depth.reshape(len(batch), -1).gather(1, flat)
+            visible, weight = depth_visibility(z, observed, frames_settings.depth_mode, frames_settings.depth_tolerance)
+            accumulator.add(
+                maps,
+                pixels,
+                visible & inside,
+                (height, width),
+                camera_centres=poses[:, :3, 3],
+                weights=weight if frames_settings.depth_mode == "absolute" else None,
+            )
+            synchronize(accumulator.total)
+            self.clock["lift"] += time.perf_counter() - tick
+        features, seen, _ = accumulator.result()
+        self.unseen += int((~seen).sum())
+        return {
+            self.features: features.half().cpu().numpy(),
+            f"{self.features}_seen": seen.cpu().numpy().astype(np.uint8),
+        }
+
+
+def is_scene_store(store: str | Path) -> bool:
+    with open_store(store) as f:
+        return f.attrs["layout"] == RAGGED and "labels/instance" in f
+
+
 def lift_store(
     store: str | Path,
     settings: LiftSettings,
@@ -197,7 +307,9 @@ def lift_store(
     probe = teacher(
         torch.zeros(1, settings.render.size, settings.render.size, 3, dtype=torch.uint8, device=parent_device)
     )
-    stage = LiftStage(settings, teacher.id, int(probe.shape[1]), feature_attrs(teacher, settings), teacher)
+    scene = is_scene_store(store)
+    attrs = feature_attrs(teacher, settings, scene)
+    stage = (SceneLiftStage if scene else LiftStage)(settings, teacher.id, int(probe.shape[1]), attrs, teacher)
     if gpus > 1:
         stage.teacher = teacher = None  # the ranks load their own
     result = run_stage(

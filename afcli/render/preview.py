@@ -127,3 +127,50 @@ def heat_gallery(rows: list[tuple[str, list[np.ndarray]]], columns: list[str], p
         for c, image in enumerate(images):
             sheet.paste(Image.fromarray(image).resize((thumb, thumb), Image.BILINEAR), (c * thumb, top + LABEL))
     return _save(sheet, path)
+
+
+def topdown_figure(
+    xyz: np.ndarray,
+    instance: np.ndarray,
+    labels: dict[int, str],
+    path: str | Path,
+    title: str = "",
+    pixels_per_metre: int = 100,
+    point_size: float = 0.14,
+    muted: set[int] = frozenset(),
+) -> Path:
+    """A room seen from above, each instance in its own colour, ``muted`` ones (walls, floor) light
+    grey; ``labels`` (instance → text) are written at their instances' centres. Points are squares of
+    ``point_size`` metres (mesh vertices are sparse on flat faces), higher ones over lower ones."""
+    from PIL import Image, ImageDraw
+
+    low, high = xyz[:, :2].min(0), xyz[:, :2].max(0)
+    width, height = ((high - low) * pixels_per_metre).astype(int) + 1
+    canvas = np.full((height + LABEL, width, 3), 255, np.uint8)
+    rng = np.random.default_rng(0)
+    palette = rng.integers(40, 230, (int(instance.max(initial=0)) + 2, 3)).astype(np.uint8)
+    order = np.argsort(xyz[:, 2])  # higher points drawn last
+    col = ((xyz[order, 0] - low[0]) * pixels_per_metre).astype(int)
+    row = LABEL + height - 1 - ((xyz[order, 1] - low[1]) * pixels_per_metre).astype(int)
+    palette[[i + 1 for i in muted if i + 1 < len(palette)]] = 225
+    colours = np.where(instance[order, None] >= 0, palette[instance[order] + 1], 200)
+    reach = max(1, int(point_size * pixels_per_metre / 2))
+    for dy in range(-reach, reach + 1):
+        for dx in range(-reach, reach + 1):
+            canvas[np.clip(row + dy, LABEL, height + LABEL - 1), np.clip(col + dx, 0, width - 1)] = colours
+    sheet = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(sheet)
+    draw.text((4, 1), title, fill=(0, 0, 0), font=label_font())
+    font = label_font(11)
+    for ident, text in sorted(labels.items()):
+        members = instance == ident
+        if not members.any():
+            continue
+        x, y = xyz[members, :2].mean(0)
+        u, v = (x - low[0]) * pixels_per_metre, LABEL + height - 1 - (y - low[1]) * pixels_per_metre
+        box = draw.textbbox((u, v), text, font=font, anchor="mm")
+        u += max(0, 2 - box[0]) - max(0, box[2] - width + 2)  # keep the caption inside the picture
+        box = draw.textbbox((u, v), text, font=font, anchor="mm")
+        draw.rectangle(box, fill=(255, 255, 255))
+        draw.text((u, v), text, fill=(0, 0, 0), font=font, anchor="mm")
+    return _save(sheet, Path(path))
