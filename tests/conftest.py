@@ -49,6 +49,18 @@ def synth_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def rooms_store(tmp_path_factory) -> Path:
+    """Two small built-in rooms (ScanNet scans with two RGB-D frames each) imported as scenes."""
+    from afcli.data.rooms import synthesize_rooms
+    from afcli.data.scenes import import_scenes
+
+    out = tmp_path_factory.mktemp("rooms")
+    synthesize_rooms(out, count=2, frames=2, max_edge=0.3, seed=7)
+    import_scenes(out, out / "store.h5")
+    return out / "store.h5"
+
+
+@pytest.fixture(scope="session")
 def synth_store(synth_dir, tmp_path_factory) -> Path:
     from afcli.data.importer import import_shapes
 

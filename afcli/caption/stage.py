@@ -38,10 +38,17 @@ class CaptionSettings:
     referrals: int = 3
     weights: str | None = None  # for a single encoder: its folder
     offline: bool = False
+    captioner: str | None = None  # blip, git, a hub id or a folder: captions of each instance's best views
+    captioner_weights: str | None = None
+    views: int = 1  # best views captioned per instance
+    frames_root: str | None = None  # frames at <root>/<scene>/; default: beside the scene's mesh
+    device: str = "auto"
 
     def check(self) -> "CaptionSettings":
-        if self.referrals < 0:
-            raise InputError(f"--referrals must be 0 or more, got {self.referrals}")
+        if self.referrals < 0 or self.views < 1:
+            raise InputError(
+                f"--referrals must be 0 or more and --views at least 1, got {self.referrals}, {self.views}"
+            )
         if not self.encoders:
             raise InputError("give at least one --encoder")
         if self.weights is not None and len(self.encoders) != 1:
@@ -99,6 +106,26 @@ def scene_texts(objects: list[SceneObject], sample: int, scene: str, settings: C
     return rows
 
 
+def view_captions(captioner, f, row: int, path: Path, settings: CaptionSettings) -> list[TextRow]:
+    """Captions of each instance's best views by an image captioner (afcli.caption.captioners)."""
+    from afcli.caption.captioners import best_crops
+    from afcli.lift.frames import frames_folder, read_frames
+
+    scene = decode(f["samples/id"][row : row + 1])[0]
+    source = decode(f["samples/source"][row : row + 1])[0]
+    root = Path(settings.frames_root) if settings.frames_root else None
+    frames = read_frames(frames_folder(scene, path.resolve().parent / source if source else None, root))
+    instance = read_sample(f, row, "labels/instance").astype(np.int64)
+    crops = best_crops(frames, read_sample(f, row, "points/xyz"), instance, views=settings.views)
+    keys = [(ident, n) for ident, images in sorted(crops.items()) for n in range(len(images))]
+    texts = captioner([crops[ident][n] for ident, n in keys]) if keys else []
+    return [
+        TextRow(f"{scene}:{captioner.name}:caption:{ident}:{n}", row, "caption", ident, text, source=captioner.name)
+        for (ident, n), text in zip(keys, texts)
+        if text  # a captioner that says nothing writes no row
+    ]
+
+
 def _encoder_name(encoder: str) -> str:
     return encoder.replace("/", "_").replace(":", "_")
 
@@ -112,7 +139,7 @@ def caption_store(
     on_total: Callable[[int], None] = lambda total: None,
 ) -> dict:
     """Caption every imported scene of ``store`` not captioned yet."""
-    from afcli.data.rooms import COLOURS
+    from afcli.data.furniture import COLOURS
     from afcli.prompts import sentence_embeddings
 
     settings.check()
@@ -124,6 +151,13 @@ def caption_store(
             for e in settings.encoders
         }
 
+    captioner = None
+    if settings.captioner:
+        from afcli.caption.captioners import load_captioner
+        from afcli.runtime import pick_device
+
+        device = pick_device(settings.device)
+        captioner = load_captioner(settings.captioner, settings.captioner_weights, settings.offline, device)
     start = time.perf_counter()
     probe = embed(["a chair"])
     clock = {"encoders": time.perf_counter() - start, "texts": 0.0, "embed": 0.0}
@@ -151,6 +185,14 @@ def caption_store(
             objects = scene_objects(writer.f, row, COLOURS)
             rows = scene_texts(objects, row, ids[row], settings)
             clock["texts"] += time.perf_counter() - tick
+            if captioner is not None:
+                tick = time.perf_counter()
+                viewed = view_captions(captioner, writer.f, row, store, settings)
+                chunks = noun_phrases([r.text for r in viewed], settings.phrases, {o.label for o in objects}, set())
+                for text_row, phrases in zip(viewed, chunks):
+                    text_row.phrases = phrases
+                rows += viewed
+                clock["captioner"] = clock.get("captioner", 0.0) + time.perf_counter() - tick
             tick = time.perf_counter()
             vectors = embed([r.text for r in rows]) if rows else {n: np.zeros((0, d)) for n, (d, _) in dims.items()}
             clock["embed"] += time.perf_counter() - tick
@@ -169,5 +211,6 @@ def caption_store(
         "referrals": counts["referral"],
         "phrases": settings.phrases,
         "encoders": settings.encoders,
+        "captioner": captioner.weights if captioner is not None else None,
         "seconds": {k: round(v, 3) for k, v in clock.items()},
     }

@@ -10,7 +10,7 @@ import warnings
 import typer
 
 from afcli import __version__
-from afcli.cli import caption, correspondence, data, doctor, evaluate, export, lift, pseudolabel, recipes, store
+from afcli.cli import caption, correspondence, data, doctor, evaluate, export, lift, pseudolabel, recipes, scenes, store
 from afcli.cli.common import JsonOption, apply_json
 from afcli.cli.train import stage_app
 from afcli.console import options
@@ -36,6 +36,8 @@ app.add_typer(export.app, name="export")
 app.add_typer(recipes.app, name="recipes")
 evaluate.app.command("dfc")(correspondence.dfc)
 evaluate.app.command("dfc-3d")(correspondence.dfc_3d)
+evaluate.app.command("scannet")(scenes.scannet)
+evaluate.app.command("scene-probe")(scenes.scene_probe)
 app.add_typer(evaluate.app, name="eval")
 app.command("doctor")(doctor.doctor)
 

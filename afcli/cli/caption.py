@@ -21,6 +21,15 @@ def caption_command(
     offline: bool = typer.Option(False, "--offline", help="Never touch the network (also HF_HUB_OFFLINE=1)."),
     phrases: str = typer.Option("auto", "--phrases", help="Noun phrases: auto, spacy (en_core_web_sm) or rules."),
     referrals: int = typer.Option(3, "--referrals", help="Referrals per instance, each unique in its room."),
+    captioner: Optional[str] = typer.Option(
+        None, "--captioner", help="Also caption each instance's best views: blip, git, a hub id or a folder."
+    ),
+    captioner_weights: Optional[str] = typer.Option(None, "--captioner-weights", help="The captioner's folder."),
+    views: int = typer.Option(1, "--views", help="Best views captioned per instance (--captioner)."),
+    frames_root: Optional[str] = typer.Option(
+        None, "--frames-root", help="RGB-D frames at ROOT/<scene>/ [beside each scene's mesh] (--captioner)."
+    ),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:i] (the captioner's)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Drop the text table and caption every scene again."),
     json: JsonOption = False,
 ) -> None:
@@ -29,7 +38,18 @@ def caption_command(
     apply_json(json)
     from afcli.caption.stage import CaptionSettings, caption_store
 
-    settings = CaptionSettings(encoder or ["minilm-l6"], phrases, referrals, weights, offline)
+    settings = CaptionSettings(
+        encoder or ["minilm-l6"],
+        phrases,
+        referrals,
+        weights,
+        offline,
+        captioner,
+        captioner_weights,
+        views,
+        frames_root,
+        device,
+    )
     with progress("caption") as (advance, set_total):
         result = caption_store(store, settings, overwrite=overwrite, advance=advance, on_total=set_total)
 
@@ -40,6 +60,7 @@ def caption_command(
             ("referrals", f"{r['referrals']} (each unique in its room)"),
             ("noun phrases", r["phrases"]),
             ("embeddings", ", ".join(r["encoders"])),
+            ("captioner", r["captioner"] or "none (template captions)"),
             ("seconds", ", ".join(f"{k} {v}" for k, v in r["seconds"].items())),
         ]
         stdout.print(table("caption", ["", ""], rows, header=False))

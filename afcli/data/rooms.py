@@ -31,7 +31,8 @@ from typing import Callable
 
 import numpy as np
 
-from afcli.data.geometry import Mesh, box, lathe, merge
+from afcli.data.furniture import LABELS, Item, build_item, solid, uniform
+from afcli.data.geometry import box
 from afcli.data.scannet import LABEL_MAP_NAME, vocabulary
 from afcli.errors import InputError
 from afcli.files import make_folder, write_text
@@ -41,32 +42,6 @@ ROOM_TYPES = ("bedroom", "living room", "kitchen", "bathroom", "office")
 WALL_HEIGHT = 2.6
 FRAME_SIZE = (240, 320)  # height, width: ScanNet's 640 × 480 depth intrinsics halved
 FRAME_K = np.array([[288.935, 0, 159.5], [0, 288.935, 119.5], [0, 0, 1]])
-COLOURS = {
-    "white": (235, 235, 230), "grey": (128, 128, 132), "black": (40, 40, 42), "brown": (120, 80, 45),
-    "beige": (214, 196, 160), "red": (190, 45, 40), "orange": (225, 125, 40), "yellow": (225, 200, 60),
-    "green": (60, 140, 70), "blue": (50, 90, 175), "purple": (120, 70, 150), "pink": (225, 150, 170),
-    "light blue": (150, 195, 235),
-}  # fmt: skip
-# raw ScanNet category → (ScanNet200 name, NYU40 id): the rows of the label map the rooms need.
-LABELS = {
-    "floor": ("floor", 2), "wall": ("wall", 1), "door": ("door", 8), "window": ("window", 9),
-    "picture": ("picture", 11), "curtain": ("curtain", 16), "bed": ("bed", 4), "pillow": ("pillow", 18),
-    "nightstand": ("nightstand", 32), "lamp": ("lamp", 35), "couch": ("couch", 6), "coffee table": ("coffee table", 7),
-    "bookshelf": ("bookshelf", 10), "book": ("book", 23), "trash can": ("trash can", 39), "cabinet": ("cabinet", 3),
-    "kitchen counter": ("kitchen counter", 12), "refrigerator": ("refrigerator", 24), "sink": ("sink", 34),
-    "table": ("table", 7), "chair": ("chair", 5), "cup": ("cup", 40), "bottle": ("bottle", 40), "bowl": ("bowl", 40),
-    "toilet": ("toilet", 33), "bathtub": ("bathtub", 36), "towel": ("towel", 27), "desk": ("desk", 14),
-    "office chair": ("office chair", 5), "box": ("box", 29), "bag": ("bag", 37), "water bottle": ("water bottle", 40),
-}  # fmt: skip
-PALETTES = {
-    "door": ("brown", "white"), "window": ("light blue",), "picture": ("blue", "red", "green", "yellow", "purple"),
-    "curtain": ("beige", "blue", "red", "green"), "bed": ("white", "blue", "beige"), "pillow": ("white", "pink", "yellow"),
-    "couch": ("grey", "blue", "green", "red"), "kitchen counter": ("white", "grey"), "refrigerator": ("white", "grey"),
-    "sink": ("white",), "toilet": ("white",), "bathtub": ("white",), "towel": ("blue", "pink", "white"),
-    "book": ("red", "blue", "green", "yellow"), "cup": ("red", "white", "blue", "yellow"), "bottle": ("green", "blue"),
-    "bag": ("black", "red", "brown"), "lamp": ("white", "yellow", "black"), "trash can": ("grey", "black"),
-}  # fmt: skip
-WOOD = ("brown", "beige", "black", "white")
 # room type → floor items (raw category, against a wall?) and wall items
 FURNITURE = {
     "bedroom": [("bed", True), ("nightstand", True), ("cabinet", True), ("desk", True), ("chair", False), ("trash can", False)],
@@ -86,184 +61,6 @@ SMALL = {
     "kitchen": ["sink", "cup", "bottle", "bowl", "cup", "water bottle"], "bathroom": ["sink", "bottle"],
     "office": ["book", "book", "box", "cup", "lamp", "water bottle"],
 }  # fmt: skip
-
-
-@dataclass
-class Item:
-    category: str  # raw ScanNet category
-    mesh: Mesh  # z-up metres, base at z = 0, centred on x = y = 0 before placement
-    colours: np.ndarray  # (F, 3) u8 per face
-    colour: str  # its colour name
-
-
-def _u(rng, low, high) -> float:
-    return float(rng.uniform(low, high))
-
-
-def _tint(name: str, shade: float = 1.0) -> np.ndarray:
-    return np.clip(np.asarray(COLOURS[name], float) * shade, 0, 255)
-
-
-def _solid(category: str, parts: list[tuple[Mesh, float]], colour: str) -> Item:
-    """An item of meshes each shaded (a factor) from one colour."""
-    faces = [np.tile(_tint(colour, shade), (len(m.faces), 1)) for m, shade in parts]
-    return Item(category, merge([m for m, _ in parts]), np.concatenate(faces).astype(np.uint8), colour)
-
-
-def _legs(width, depth, height, leg) -> list[Mesh]:
-    return [
-        box((leg, leg, height), (sx * (width / 2 - leg), sy * (depth / 2 - leg), height / 2))
-        for sx in (-1, 1)
-        for sy in (-1, 1)
-    ]
-
-
-def _table(category, width, depth, height, colour) -> Item:
-    top = 0.04
-    parts = [(box((width, depth, top), (0, 0, height - top / 2)), 1.0)]
-    parts += [(leg, 0.7) for leg in _legs(width, depth, height - top, 0.05)]
-    return _solid(category, parts, colour)
-
-
-def _cylinder(radius, height, segments=20) -> Mesh:
-    return _z_up(lathe([(0, 0), (radius, 0), (radius, height), (0, height)], segments))
-
-
-def _z_up(mesh: Mesh) -> Mesh:
-    """The built-in shapes' y-up frame turned z-up."""
-    return mesh.rotated("x", math.pi / 2)
-
-
-def _builtin(category: str, shape: str, height: float, colour: str, rng) -> Item:
-    from afcli.data.synth import build_shape
-
-    mesh, _, face_colours = build_shape(shape, rng)
-    return _scaled(category, _z_up(mesh), face_colours, height, colour)
-
-
-def _scaled(category: str, mesh: Mesh, face_colours: np.ndarray, height: float, colour: str) -> Item:
-    """Scaled to ``height``, standing at z = 0 and centred; part shading kept, hue from ``colour``."""
-    v = mesh.vertices - mesh.vertices.min(0)
-    v = v * (height / max(v[:, 2].max(), 1e-9))
-    v[:, :2] -= (v[:, :2].max(0) + v[:, :2].min(0)) / 2
-    shade = face_colours.astype(float).mean(1, keepdims=True) / 160.0
-    return Item(category, Mesh(v, mesh.faces), np.clip(_tint(colour) * shade, 0, 255).astype(np.uint8), colour)
-
-
-def _metaworld(category: str, name: str, height: float, colour: str) -> Item | None:
-    """A real metaworld object (y-up metres) when the package is installed."""
-    from afcli.data import metaworld
-
-    try:
-        _, parts = metaworld.assemble(name)
-    except (InputError, OSError):
-        return None
-    vertices, faces, colours, base = [], [], [], 0
-    for index, (_, v, f) in enumerate(parts):
-        vertices.append(v)
-        faces.append(f + base)
-        colours.append(np.full((len(f), 3), 160 if index == 0 else 110, np.uint8))
-        base += len(v)
-    mesh = _z_up(Mesh(np.concatenate(vertices), np.concatenate(faces)))
-    return _scaled(category, mesh, np.concatenate(colours), height, colour)
-
-
-def build_item(category: str, rng, metaworld_ok: bool) -> Item:
-    """One object of a raw ScanNet category, at a plausible size and in a colour of its palette."""
-    colour = str(rng.choice(PALETTES.get(category, WOOD)))
-    if category == "bed":
-        w, d = _u(rng, 1.4, 1.8), _u(rng, 1.9, 2.1)
-        return _solid(category, [
-            (box((w, d, 0.3), (0, 0, 0.15)), 0.6), (box((w - 0.05, d - 0.1, 0.22), (0, 0.03, 0.41)), 1.0),
-            (box((w, 0.08, 0.6), (0, -d / 2 + 0.04, 0.6)), 0.6),
-        ], colour)  # fmt: skip
-    if category == "couch":
-        w, d = _u(rng, 1.8, 2.4), _u(rng, 0.8, 0.95)
-        return _solid(category, [
-            (box((w, d, 0.42), (0, 0, 0.21)), 1.0), (box((w, 0.2, 0.45), (0, -d / 2 + 0.1, 0.645)), 0.85),
-            (box((0.18, d, 0.25), (-w / 2 + 0.09, 0, 0.545)), 0.75), (box((0.18, d, 0.25), (w / 2 - 0.09, 0, 0.545)), 0.75),
-        ], colour)  # fmt: skip
-    if category in ("table", "coffee table", "desk"):
-        size = {"table": (1.2, 1.6, 0.75), "coffee table": (0.9, 1.2, 0.42), "desk": (1.2, 1.5, 0.74)}[category]
-        w = _u(rng, size[0], size[1])
-        return _table(category, w, _u(rng, 0.6, 0.8) if category != "table" else _u(rng, 0.8, 1.0), size[2], colour)
-    if category in ("chair", "office chair"):
-        if category == "chair":
-            return _builtin(category, "Chair", _u(rng, 0.85, 0.95), colour, rng)
-        seat = _u(rng, 0.45, 0.5)
-        parts = [(box((0.5, 0.5, 0.08), (0, 0, seat)), 1.0), (box((0.48, 0.06, 0.5), (0, -0.22, seat + 0.3)), 0.9),
-                 (_cylinder(0.03, seat - 0.04), 0.5), (box((0.55, 0.55, 0.04), (0, 0, 0.02)), 0.4)]  # fmt: skip
-        return _solid(category, parts, str(rng.choice(("black", "grey", "blue"))))
-    if category in ("cabinet", "nightstand"):
-        w, d, h = (_u(rng, 0.8, 1.2), 0.5, _u(rng, 0.8, 1.1)) if category == "cabinet" else (0.45, 0.4, 0.55)
-        return _solid(
-            category,
-            [(box((w, d, h), (0, 0, h / 2)), 1.0), (box((w * 0.9, 0.02, 0.03), (0, d / 2 + 0.01, h * 0.8)), 0.5)],
-            colour,
-        )
-    if category == "bookshelf":
-        w, d, h = _u(rng, 0.8, 1.2), 0.35, _u(rng, 1.6, 2.0)
-        parts = [(box((0.03, d, h), (sx * (w / 2 - 0.015), 0, h / 2)), 1.0) for sx in (-1, 1)]
-        parts += [(box((w - 0.06, d, 0.03), (0, 0, z)), 0.9) for z in np.linspace(0.05, h - 0.015, 5)]
-        parts += [(box((w, 0.02, h), (0, -d / 2 + 0.01, h / 2)), 0.8)]
-        return _solid(category, parts, colour)
-    if category == "kitchen counter":
-        w = _u(rng, 1.8, 2.6)
-        return _solid(
-            category,
-            [(box((w, 0.6, 0.86), (0, 0, 0.43)), 0.85), (box((w + 0.02, 0.62, 0.04), (0, 0, 0.88)), 1.0)],
-            colour,
-        )
-    if category == "refrigerator":
-        return _solid(
-            category,
-            [(box((0.7, 0.7, 1.8), (0, 0, 0.9)), 1.0), (box((0.04, 0.04, 0.5), (0.25, 0.37, 1.2)), 0.4)],
-            colour,
-        )
-    if category == "toilet":
-        return _solid(category, [(_cylinder(0.2, 0.4), 1.0), (box((0.4, 0.18, 0.4), (0, -0.27, 0.55)), 0.95)], colour)
-    if category == "bathtub":
-        return _solid(category, [(box((1.6, 0.75, 0.55), (0, 0, 0.275)), 1.0)], colour)
-    if category == "trash can":
-        return _solid(category, [(_cylinder(0.15, 0.35), 1.0)], colour)
-    if category == "sink":
-        return _solid(
-            category,
-            [(box((0.5, 0.4, 0.12), (0, 0, 0.06)), 1.0), (_cylinder(0.02, 0.25).moved((0, -0.15, 0.12)), 0.6)],
-            colour,
-        )
-    if category == "lamp":
-        h = _u(rng, 0.4, 0.55)
-        shade = _z_up(lathe([(0.14, 0), (0.09, 0.18)], 20)).moved((0, 0, h - 0.18))
-        return _solid(category, [(_cylinder(0.08, 0.03), 0.5), (_cylinder(0.012, h - 0.18), 0.5), (shade, 1.0)], colour)
-    if category in ("book", "box"):
-        w, d, h = (
-            (0.17, 0.24, 0.04) if category == "book" else (_u(rng, 0.2, 0.35), _u(rng, 0.2, 0.3), _u(rng, 0.12, 0.25))
-        )
-        return _solid(category, [(box((w, d, h), (0, 0, h / 2)), 1.0)], colour if category == "book" else "beige")
-    if category == "pillow":
-        return _solid(category, [(box((0.5, 0.35, 0.12), (0, 0, 0.06)), 1.0)], colour)
-    if category == "cup":
-        return (metaworld_ok and _metaworld(category, "mug", 0.1, colour)) or _builtin(
-            category, "Mug", 0.1, colour, rng
-        )
-    if category == "water bottle":
-        return (metaworld_ok and _metaworld(category, "thermos", 0.25, colour)) or _builtin(
-            category, "Bottle", 0.25, colour, rng
-        )
-    if category in ("bottle", "bowl", "bag"):
-        shape, height = {"bottle": ("Bottle", 0.28), "bowl": ("Bowl", 0.08), "bag": ("Bag", 0.4)}[category]
-        return _builtin(category, shape, height, colour, rng)
-    if category == "door":
-        return _builtin(category, "Door", _u(rng, 2.0, 2.1), colour, rng)
-    if category in ("window", "picture", "towel", "curtain"):
-        w, h = {"window": (_u(rng, 0.9, 1.4), 1.2), "picture": (_u(rng, 0.4, 0.9), _u(rng, 0.4, 0.7)),
-                "towel": (0.45, 0.7), "curtain": (0.4, 2.0)}[category]  # fmt: skip
-        parts = [(box((w, 0.04, h), (0, 0, h / 2)), 1.0)]
-        if category in ("window", "picture"):  # a frame
-            parts += [(box((w + 0.06, 0.05, 0.03), (0, 0, z)), 0.5) for z in (0, h)]
-        return _solid(category, parts, colour)
-    raise InputError(f"no builder for {category!r}")
 
 
 @dataclass
@@ -297,7 +94,7 @@ def _place_floor(item: Item, wall: bool, room, rng, taken) -> np.ndarray | None:
             span = (w if side % 2 == 0 else d) - (hi - lo)[side % 2] - 0.1
             if span <= 0:
                 continue
-            along = 0.05 + _u(rng, 0, span)
+            along = 0.05 + uniform(rng, 0, span)
             offset = {
                 0: (along - lo[0], 0.1 - lo[1]), 1: (w - 0.1 - hi[0], along - lo[1]),
                 2: (along - lo[0], d - 0.1 - hi[1]), 3: (0.1 - lo[0], along - lo[1]),
@@ -307,7 +104,7 @@ def _place_floor(item: Item, wall: bool, room, rng, taken) -> np.ndarray | None:
             lo, hi = v.min(0), v.max(0)
             if (hi - lo)[0] > w - 1.2 or (hi - lo)[1] > d - 1.2:
                 continue
-            offset = (_u(rng, 0.6 - lo[0], w - 0.6 - hi[0]), _u(rng, 0.6 - lo[1], d - 0.6 - hi[1]))
+            offset = (uniform(rng, 0.6 - lo[0], w - 0.6 - hi[0]), uniform(rng, 0.6 - lo[1], d - 0.6 - hi[1]))
         placed = v + np.array([offset[0], offset[1], 0.0])
         lo, hi = placed.min(0), placed.max(0)
         if not _overlaps(lo, hi, taken):
@@ -328,7 +125,7 @@ def _place_wall(item: Item, room, rng, used: list) -> np.ndarray | None:
         width = (hi - lo)[side % 2]
         if length - width - 0.4 <= 0:
             continue
-        along = _u(rng, 0.2, length - width - 0.2)
+        along = uniform(rng, 0.2, length - width - 0.2)
         interval = (side, along, along + width)
         if any(s == side and a < interval[2] + 0.1 and interval[1] < b + 0.1 for s, a, b in used):
             continue
@@ -348,8 +145,8 @@ def _place_on(item: Item, support: Placed, rng, occupied: list) -> np.ndarray | 
     if room_x <= 0 or room_y <= 0:
         return None
     for _ in range(20):
-        x = lo[0] + 0.02 - ilo[0] + _u(rng, 0, room_x)
-        y = lo[1] + 0.02 - ilo[1] + _u(rng, 0, room_y)
+        x = lo[0] + 0.02 - ilo[0] + uniform(rng, 0, room_x)
+        y = lo[1] + 0.02 - ilo[1] + uniform(rng, 0, room_y)
         placed = v + np.array([x, y, top - ilo[2]])
         plo, phi = placed.min(0), placed.max(0)
         if not _overlaps(plo, phi, occupied, margin=0.02):
@@ -361,18 +158,18 @@ def _place_on(item: Item, support: Placed, rng, occupied: list) -> np.ndarray | 
 def _walls(room) -> list[Placed]:
     w, d = room
     t = 0.1
-    floor = _solid("floor", [(box((w, d, 0.02), (w / 2, d / 2, -0.01)), 1.0)], "grey")
+    floor = solid("floor", [(box((w, d, 0.02), (w / 2, d / 2, -0.01)), 1.0)], "grey")
     placed = [Placed(floor, floor.mesh.vertices)]
     for size, centre in (((w, t, WALL_HEIGHT), (w / 2, -t / 2, WALL_HEIGHT / 2)), ((w, t, WALL_HEIGHT), (w / 2, d + t / 2, WALL_HEIGHT / 2)),
                          ((t, d, WALL_HEIGHT), (-t / 2, d / 2, WALL_HEIGHT / 2)), ((t, d, WALL_HEIGHT), (w + t / 2, d / 2, WALL_HEIGHT / 2))):  # fmt: skip
-        wall = _solid("wall", [(box(size, centre), 1.0)], "white")
+        wall = solid("wall", [(box(size, centre), 1.0)], "white")
         placed.append(Placed(wall, wall.mesh.vertices))
     return placed
 
 
 def compose_room(room_type: str, rng, metaworld_ok: bool) -> tuple[tuple[float, float], list[Placed]]:
     """The instances of one room, in placement order: floor, walls, wall items, furniture, small objects."""
-    room = (_u(rng, 4.0, 6.0), _u(rng, 3.5, 5.0))
+    room = (uniform(rng, 4.0, 6.0), uniform(rng, 3.5, 5.0))
     placed = _walls(room)
     used: list = []
     for category in WALL_ITEMS[room_type]:
@@ -444,7 +241,7 @@ def camera_walk(room, count: int, rng) -> np.ndarray:
     from afcli.render.cameras import look_at
 
     w, d = room
-    turns = np.linspace(0, 2 * math.pi, count, endpoint=False) + _u(rng, 0, math.pi)
+    turns = np.linspace(0, 2 * math.pi, count, endpoint=False) + uniform(rng, 0, math.pi)
     eyes = np.c_[w / 2 + 0.3 * w * np.cos(turns), d / 2 + 0.3 * d * np.sin(turns), np.full(count, 1.5)]
     targets = np.c_[w / 2 - 0.35 * w * np.cos(turns + 0.4), d / 2 - 0.35 * d * np.sin(turns + 0.4), np.full(count, 0.6)]
     poses = look_at(torch.tensor(eyes), torch.tensor(targets), up=(0.0, 0.0, 1.0))

@@ -214,7 +214,7 @@ def room_figure(store: str | Path, path: Path, scene: str | None = None) -> Path
     """The top-down picture of one scene (the first validation scene by default) with its captions
     (walls and floor unlabelled)."""
     from afcli.caption.stage import TEMPLATE, scene_objects
-    from afcli.data.rooms import COLOURS
+    from afcli.data.furniture import COLOURS
     from afcli.errors import InputError
     from afcli.render.preview import topdown_figure
     from afcli.store.texts import read_texts

@@ -258,9 +258,8 @@ class StoreWriter:
         return self.f[name]
 
     def ensure_table(self, ensure: Callable[[h5py.File], None]) -> None:
-        """One of the store's tables beside the per-sample arrays, created empty if missing:
-        ``ensure_queries`` (afcli.store.queries), ``ensure_clips`` (afcli.store.clips) or ``ensure_texts``
-        (afcli.store.texts)."""
+        """One of the store's tables beside the per-sample arrays, created empty if missing (the
+        ``ensure_*`` of afcli.store.queries, .clips or .texts)."""
         ensure(self.f)
 
     # -- samples ------------------------------------------------------------------------------
@@ -361,8 +360,7 @@ class StoreWriter:
                 dataset.flush()
 
     def add_rows(self, append: Callable[[h5py.File, list], T], rows: list) -> T:
-        """Append ``rows`` to a table through its ``append`` (``add_queries``, ``add_clips``, ``add_texts``,
-        ``add_pairs``), which skips rows already there."""
+        """Append ``rows`` to a table through its ``append`` (``add_queries``, ``add_texts`` …; skips known rows)."""
         with self._writing():
             return append(self.f, rows)
 

@@ -97,7 +97,7 @@ def captioned_rooms(tmp_path_factory):
 def test_caption_writes_texts_for_every_instance(captioned_rooms, afcli_run):
     from afcli.caption.graph import build_graph as graph_of
     from afcli.caption.stage import scene_objects
-    from afcli.data.rooms import COLOURS
+    from afcli.data.furniture import COLOURS
     from afcli.store.schema import open_store
     from afcli.store.texts import read_texts
 

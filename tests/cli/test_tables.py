@@ -58,12 +58,13 @@ def test_eval_and_export_follow_the_runs_method(afcli_run, tmp_path):
 def test_recipes_lists_every_recipe_with_its_method_and_numbers(afcli_run):
     rows = json.loads(afcli_run("recipes", "--folder", ROOT / "recipes", "--json", check=0).stdout)
     by_name = {row["recipe"]: row for row in rows}
-    assert len(rows) == 24 and not any(name.split("/")[-1].startswith("_") for name in by_name)
+    assert len(rows) == 25 and not any(name.split("/")[-1].startswith("_") for name in by_name)
     assert by_name["avagformer/avagd-paper.yaml"]["expected"]["unseen"]["miou_f"] == 19.59
     assert by_name["avagformer/synth.yaml"]["source"] == "afcli"
     assert by_name["dfc/synth.yaml"]["source"] == "afcli" and by_name["dfc/objaverse-official.yaml"]["method"] == "dfc"
     assert by_name["dfc/objaverse-paper.yaml"]["expected"]["synthetic"]["pck@23"] == 0.48
     assert by_name["cmat/pretrain-demo.yaml"]["source"] == "afcli"
+    assert by_name["sole/lift-openscene.yaml"]["method"] == "lift"
     assert by_name["cast/piad-unseen-paper.yaml"]["method"] == "cast"
     assert by_name["cast/piad-unseen-paper.yaml"]["source"] == "paper"
     assert by_name["cast/piad-unseen-paper.yaml"]["expected"]["test"]["aiou"] == 8.4

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from afcli.data.rooms import LABELS, synthesize_rooms
+from afcli.data.furniture import LABELS
+from afcli.data.rooms import synthesize_rooms
 from afcli.data.scannet import read_label_map, vocabulary
 from afcli.data.scenes import import_scenes
 from afcli.errors import InputError
