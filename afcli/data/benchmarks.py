@@ -7,7 +7,7 @@ with its point clouds, per-affordance ground truth and a query table (afcli.stor
 - PIAD (setting Seen or Unseen): Train and Test lists. Test query i = image i with cloud i (the
   official pairing). Training images get ``sample = -1``: the fine-tuning loader draws a cloud of the
   same object each epoch, as IAGNet's does. PIAD has no validation split, so 10 % of the training
-  images (by a hash of the path) become ``val`` queries, each with a fixed cloud of its object.
+  images (by a hash of the file name) become ``val`` queries, each with a fixed cloud of its object.
 - PIADv2 (setting Seen, Unseen_aff or Unseen_obj): lists of train, val (Seen only; the unseen
   settings carve val from train as for PIAD) and test. A point file carries one affordance's mask, so
   a sample has one annotated channel; training pairs an image with a random cloud of the same object
@@ -125,7 +125,7 @@ def _piad(root: Path, setting: str | None) -> Benchmark:
                 )
             else:
                 obj = fields[-3]
-                held = _held_out(image.as_posix())
+                held = _held_out(image.name)  # not the path: the split must not depend on where PIAD lies
                 queries.append(
                     (
                         Query(

@@ -137,6 +137,20 @@ def cast_copy_elsewhere(w: World, tmp: Path) -> Path:
     return run
 
 
+def scans_with_broken_mesh(tmp: Path) -> Path:
+    from formats import write_scannet_scans
+
+    write_scannet_scans(tmp / "scannet")
+    (tmp / "scannet" / "scans" / "scene0000_00" / "scene0000_00_vh_clean_2.ply").write_bytes(b"ply\nnot a mesh")
+    return tmp / "scannet"
+
+
+def semantic_predictions(tmp: Path) -> Path:
+    (tmp / "pred").mkdir()
+    (tmp / "pred" / "scene0000_00.txt").write_text("1\n2\n")
+    return tmp / "pred"
+
+
 def bad_predictions(tmp: Path) -> Path:
     path = tmp / "pred.npz"
     np.savez(
@@ -525,6 +539,56 @@ CASES = [
         "export-ply-other-store",
         lambda w, t: ["export", "ply", "--store", w.store, "--predictions", bad_predictions(t), "--out", t / "ply"],
         ["is not a paired query of this store"],
+    ),
+    # scenes
+    (
+        "synth-rooms-zero",
+        lambda w, t: ["data", "synth-rooms", t / "r", "--n", "0"],
+        ["--n and --frames must be at least 1"],
+    ),
+    (
+        "scannet-empty-folder",
+        lambda w, t: [
+            "data",
+            "import",
+            folder_with(t, "notes.md", text("hi")),
+            "--benchmark",
+            "scannet",
+            "--store",
+            t / "s.h5",
+        ],
+        ["no ScanNet scenes found"],
+    ),
+    (
+        "scannet-unknown-format",
+        lambda w, t: ["data", "import", t, "--benchmark", "scannet", "--format", "kitti", "--store", t / "s.h5"],
+        ["unknown ScanNet format 'kitti'"],
+    ),
+    (
+        "scannet-broken-mesh",
+        lambda w, t: ["data", "import", scans_with_broken_mesh(t), "--benchmark", "scannet", "--store", t / "s.h5"],
+        ["scene0000_00_vh_clean_2.ply", "unreadable mesh"],
+    ),
+    ("caption-object-store", lambda w, t: ["caption", w.store], ["store.h5", "not a scene store"]),
+    (
+        "caption-unknown-chunker",
+        lambda w, t: ["caption", w.store, "--phrases", "nltk"],
+        ["unknown noun-phrase chunker"],
+    ),
+    (
+        "eval-scannet-no-folder",
+        lambda w, t: ["eval", "scannet", "--predictions", t / "none", "--gt", w.store],
+        ["none", "no such predictions folder"],
+    ),
+    (
+        "eval-scannet-object-store",
+        lambda w, t: ["eval", "scannet", "--predictions", semantic_predictions(t), "--gt", w.store],
+        ["store.h5", "not a ScanNet scene store"],
+    ),
+    (
+        "scene-probe-unlifted",
+        lambda w, t: ["eval", "scene-probe", "--store", w.store],
+        ["give --features", "no lifted"],
     ),
 ]
 
