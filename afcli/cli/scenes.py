@@ -51,6 +51,8 @@ def scannet(
         if r["kind"] == "instance":
             rows = [(n, _percent(c["ap"]), _percent(c["ap50"]), _percent(c["ap25"])) for n, c in r["classes"].items()]
             rows.append(("mean", _percent(r["ap"]), _percent(r["ap50"]), _percent(r["ap25"])))
+            for split, m in r.get("splits", {}).items():
+                rows.append((f"{split} classes", _percent(m["ap"]), _percent(m["ap50"]), _percent(m["ap25"])))
             stdout.print(table(title, ["class", "AP", "AP50", "AP25"], rows))
         else:
             rows = [(n, str(c["points"]), _percent(c["iou"]), _percent(c["acc"])) for n, c in r["classes"].items()]

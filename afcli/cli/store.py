@@ -51,6 +51,9 @@ def _render_info(info: dict) -> None:
         )
     stdout.print(table("arrays", ["array", "shape", "dtype", "chunks", "codec", "disk", "range"], rows))
     stdout.print(table("categories", ["category", "samples"], list(info["categories"].items())))
+    tables = [(name, info[name]) for name in ("queries", "texts") if info.get(name)]
+    if tables:
+        stdout.print(table("tables", ["table", "rows"], tables))
     stdout.print(
         table(
             "status",

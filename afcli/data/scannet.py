@@ -45,6 +45,7 @@ class Vocabulary:
     ids: tuple[int, ...]
     names: tuple[str, ...]
     instance_ignore: tuple[str, ...]
+    splits: tuple[tuple[str, tuple[str, ...]], ...] = ()  # ScanNet200's head / common / tail
 
     def index(self, label_ids: np.ndarray) -> np.ndarray:
         """Class index of each label id (-1 for ids outside the vocabulary)."""
@@ -72,7 +73,8 @@ def vocabulary(name: str) -> Vocabulary:
         known = ", ".join(key for key in tables if not key.startswith("_"))
         raise InputError(f"unknown ScanNet vocabulary {name!r} (choose from {known})")
     table = tables[name]
-    return Vocabulary(name, tuple(table["ids"]), tuple(table["names"]), tuple(table["instance_ignore"]))
+    splits = tuple((split, tuple(names)) for split, names in table.get("splits", {}).items())
+    return Vocabulary(name, tuple(table["ids"]), tuple(table["names"]), tuple(table["instance_ignore"]), splits)
 
 
 @dataclass

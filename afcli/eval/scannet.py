@@ -149,6 +149,14 @@ def score_predictions(
                         raise InputError(f"a mask has {len(p.mask)} vertices, {scene} has {len(gt)}", path)
                 scenes.append((gt, predicted))
             result = instance_ap(scenes, class_ids, names)
+            if vocab.splits:  # ScanNet200: nanmean of the per-class values within each split
+                result["splits"] = {
+                    split: {
+                        key: _nanmean([result["classes"][n][key] for n in members if n in result["classes"]])
+                        for key in ("ap", "ap50", "ap25")
+                    }
+                    for split, members in vocab.splits
+                }
         else:
             foreground = [i for i, n in enumerate(vocab.names) if n not in FOREGROUND_IGNORE]
             everything, fore = SemanticCounts(len(vocab.ids)), SemanticCounts(len(vocab.ids))
@@ -173,6 +181,11 @@ def score_predictions(
     return _json_safe(
         {"kind": kind, "benchmark": benchmark, "scenes": len(files), "predictions": str(predictions), **result}
     )
+
+
+def _nanmean(values: list[float]) -> float:
+    kept = [v for v in values if v == v]
+    return float(np.mean(kept)) if kept else float("nan")
 
 
 def _json_safe(value):

@@ -56,3 +56,19 @@ def test_missing_captioner_is_one_line(rooms_store, tmp_path, afcli_run):
     shutil.copy(rooms_store, store)
     result = afcli_run("caption", store, "--captioner", "blip", "--captioner-weights", tmp_path / "none", check=2)
     assert result.stderr.count("\n") == 1 and "none" in result.stderr
+
+
+def test_clip_text_embeddings_beside_the_texts(rooms_store, tiny_weights, afcli_run):
+    from afcli.store.schema import open_store
+    from afcli.store.texts import read_texts
+
+    store = rooms_store.parent / "clip-texts.h5"
+    shutil.copy(rooms_store, store)
+    args = ["caption", store, "--phrases", "rules", "--encoder", "clip", "--weights", tiny_weights["clip"]]
+    afcli_run(*args, check=0)
+    with open_store(store) as f:
+        table = read_texts(f)
+    vectors = table.embeddings["clip"]
+    assert vectors.shape[0] == len(table.rows) and vectors.shape[1] > 0
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-2)
+    assert "texts" in afcli_run("store", "info", store, check=0).stdout

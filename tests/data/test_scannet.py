@@ -172,3 +172,16 @@ def test_eval_scannet_bad_predictions_exit_2(tmp_path, afcli_run):
     write_instance_predictions(tmp_path / "short", "scene0000_00", [(np.ones(10), 5, 0.5)])
     result = afcli_run("eval", "scannet", "--predictions", tmp_path / "short", "--gt", tmp_path / "s.h5", check=2)
     assert "10 vertices" in result.stderr
+
+
+def test_eval_scannet200_instances_with_head_common_tail(tmp_path, afcli_run):
+    room = write_scannet_scans(tmp_path / "scannet")
+    import_scenes(tmp_path / "scannet", tmp_path / "s.h5")
+    _, raw, instance = scan_vertex_labels(room)
+    predictions = [(instance == i, int(raw[instance == i][0]), 0.9) for i in (2, 3)]  # office chair, coffee table
+    write_instance_predictions(tmp_path / "pred", "scene0000_00", predictions)
+    args = ["--json", "eval", "scannet", "--predictions", tmp_path / "pred", "--gt", tmp_path / "s.h5"]
+    scored = json.loads(afcli_run(*args, "--benchmark", "scannet200", check=0).stdout)
+    assert scored["ap"] == 1.0 and len(scored["classes"]) == 198  # wall and floor are not scored
+    assert scored["splits"]["head"]["ap"] == 1.0  # office chair and coffee table are head classes
+    assert scored["splits"]["tail"]["ap"] is None  # no GT there

@@ -116,3 +116,20 @@ def test_scene_probe_saves_predictions_eval_scannet_rescores(rooms, tmp_path, af
         afcli_run("--json", "eval", "scannet", "--predictions", tmp_path / "pred", "--gt", store, check=0).stdout
     )
     assert rescored["f_miou"] == pytest.approx(result["results"]["open vocabulary"]["f_miou"])
+
+
+@pytest.mark.slow
+def test_two_processes_lift_scenes_as_one(rooms):
+    """--gpus 2 on the CPU: each rank streams its scenes' frames into its own shard, merged after."""
+    import shutil
+
+    stores = {}
+    for gpus in (1, 2):
+        store = rooms / f"gpus{gpus}.h5"
+        shutil.copy(rooms / "store.h5", store)
+        settings = LiftSettings(teacher="effnet-lite0", device="cpu", batch_views=4)
+        assert lift_store(store, settings, gpus=gpus)["done"] == 3
+        with open_store(store) as f:
+            stores[gpus] = f["features/effnet-lite0-s16"][:]
+    np.testing.assert_array_equal(stores[1], stores[2])
+    assert not list(rooms.glob("gpus2.lift-*"))
