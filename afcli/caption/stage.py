@@ -43,6 +43,7 @@ class CaptionSettings:
     views: int = 1  # best views captioned per instance
     frames_root: str | None = None  # frames at <root>/<scene>/; default: beside the scene's mesh
     device: str = "auto"
+    texts: list[str] = field(default_factory=list)  # SceneVerse-format text files to add (afcli.caption.imported)
 
     def check(self) -> "CaptionSettings":
         if self.referrals < 0 or self.views < 1:
@@ -138,7 +139,8 @@ def caption_store(
     advance: Callable[[], None] = lambda: None,
     on_total: Callable[[int], None] = lambda total: None,
 ) -> dict:
-    """Caption every imported scene of ``store`` not captioned yet."""
+    """Caption every imported scene of ``store`` not captioned yet (and add the texts of
+    ``settings.texts`` that name it)."""
     from afcli.data.furniture import COLOURS
     from afcli.prompts import sentence_embeddings
 
@@ -151,6 +153,9 @@ def caption_store(
             for e in settings.encoders
         }
 
+    from afcli.caption.imported import read_scene_texts
+
+    from_files = read_scene_texts(settings.texts)
     captioner = None
     if settings.captioner:
         from afcli.caption.captioners import load_captioner
@@ -165,7 +170,7 @@ def caption_store(
         name: (vectors.shape[1], {"encoder": encoder})
         for (name, vectors), encoder in zip(probe.items(), settings.encoders)
     }
-    counts = {"caption": 0, "referral": 0}
+    counts = {"caption": 0, "referral": 0, "imported": 0}
     with StoreWriter(store) as writer:
         if writer.layout != RAGGED or "labels/instance" not in writer.f:
             raise InputError("not a scene store (import scenes with afcli data import --benchmark scannet)", store)
@@ -193,6 +198,15 @@ def caption_store(
                     text_row.phrases = phrases
                 rows += viewed
                 clock["captioner"] = clock.get("captioner", 0.0) + time.perf_counter() - tick
+            given = [
+                TextRow(f"{ids[row]}:{t.source}:{t.kind}:{t.key}", row, t.kind, t.target, t.text, source=t.source)
+                for t in from_files.get(ids[row], [])
+            ]
+            names = {o.label for o in objects}
+            for text_row, phrases in zip(given, noun_phrases([r.text for r in given], settings.phrases, names, set())):
+                text_row.phrases = phrases
+            rows += given
+            counts["imported"] += len(given)
             tick = time.perf_counter()
             vectors = embed([r.text for r in rows]) if rows else {n: np.zeros((0, d)) for n, (d, _) in dims.items()}
             clock["embed"] += time.perf_counter() - tick
@@ -209,6 +223,7 @@ def caption_store(
         "done": done,
         "captions": counts["caption"],
         "referrals": counts["referral"],
+        "imported_texts": counts["imported"],
         "phrases": settings.phrases,
         "encoders": settings.encoders,
         "captioner": captioner.weights if captioner is not None else None,

@@ -30,6 +30,9 @@ def caption_command(
         None, "--frames-root", help="RGB-D frames at ROOT/<scene>/ [beside each scene's mesh] (--captioner)."
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:i] (the captioner's)."),
+    texts: Optional[List[Path]] = typer.Option(
+        None, "--texts", help="Also add these SceneVerse-format text files (scan_id, target_id, utterance); repeat."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Drop the text table and caption every scene again."),
     json: JsonOption = False,
 ) -> None:
@@ -49,6 +52,7 @@ def caption_command(
         views,
         frames_root,
         device,
+        [str(p) for p in texts or []],
     )
     with progress("caption") as (advance, set_total):
         result = caption_store(store, settings, overwrite=overwrite, advance=advance, on_total=set_total)
@@ -57,7 +61,8 @@ def caption_command(
         rows = [
             ("scenes", f"{r['captioned']} captioned ({r['already_done']} done before)"),
             ("captions", str(r["captions"])),
-            ("referrals", f"{r['referrals']} (each unique in its room)"),
+            ("referrals", f"{r['referrals']} (afcli's each unique in its room)"),
+            ("texts added from files", str(r["imported_texts"])),
             ("noun phrases", r["phrases"]),
             ("embeddings", ", ".join(r["encoders"])),
             ("captioner", r["captioner"] or "none (template captions)"),

@@ -177,7 +177,7 @@ def read_pointcept(folder: Path, split: str) -> Scene:
     )
 
 
-def _pointcept_scenes(root: Path, setting: str | None) -> list[SceneSource]:
+def _pointcept_scenes(root: Path) -> list[SceneSource]:
     found = []
     for split_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         for folder in sorted(p for p in split_dir.iterdir() if (p / "coord.npy").exists()):
@@ -337,7 +337,7 @@ def _scan_splits(root: Path) -> dict[str, str]:
     return splits
 
 
-def _scans_scenes(root: Path, setting: str | None, label_map_path: Path | None = None) -> list[SceneSource]:
+def _scans_scenes(root: Path, label_map_path: Path | None = None) -> list[SceneSource]:
     label_map_path = label_map_path or root / LABEL_MAP_NAME
     splits = _scan_splits(root)
     found = []
@@ -381,10 +381,14 @@ def find_scenes(root: str | Path, fmt: str = "auto", setting: str | None = None,
     fmt = detect_format(root) if fmt == "auto" else fmt
     if fmt not in FORMATS:
         raise InputError(f"unknown ScanNet format {fmt!r} (choose from auto, {', '.join(FORMATS)})")
+    if setting is not None and fmt != "mask3d":
+        raise InputError(f"--setting reads Mask3D files' labels; these are {fmt} scenes", root)
     if fmt == "scans":
-        scenes = _scans_scenes(root, setting, label_map)
+        scenes = _scans_scenes(root, label_map)
+    elif fmt == "pointcept":
+        scenes = _pointcept_scenes(root)
     else:
-        scenes = {"pointcept": _pointcept_scenes, "mask3d": _mask3d_scenes}[fmt](root, setting)
+        scenes = _mask3d_scenes(root, setting)
     if not scenes:
         raise InputError(f"no {fmt} scenes found", root)
     return fmt, scenes

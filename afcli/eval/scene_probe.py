@@ -103,12 +103,13 @@ def _scene_arrays(f, row: int, feature_path: str) -> dict:
 
 def open_vocabulary_probe(store: str | Path, settings: OVProbeSettings, save_predictions: Path | None = None) -> dict:
     """A linear map of lifted per-point features into a text space, trained only from the scenes'
-    captions (each point towards its instance's caption, against the scene's other captions: MPEC's
+    template captions (each point towards its instance's caption, against the scene's other captions: MPEC's
     entity–language contrast, reduced to one linear layer), then asked for ScanNet20 classes it never
     saw as labels: per point the class prompt of highest cosine. Scored on the validation scenes with
     the foreground protocol (afcli.metrics.scannet), beside chance and a linear probe trained on the
     class labels themselves (the closed-set reference). ``save_predictions`` writes each validation
     scene's (V, 20) scores in the format ``afcli eval scannet --predictions`` reads."""
+    from afcli.caption.stage import TEMPLATE
     from afcli.errors import InputError
     from afcli.eval.scannet import FOREGROUND_IGNORE
     from afcli.metrics.scannet import foreground_prediction
@@ -128,7 +129,7 @@ def open_vocabulary_probe(store: str | Path, settings: OVProbeSettings, save_pre
         scenes = []
         for row, (scene, split) in enumerate(zip(ids, splits)):
             arrays = _scene_arrays(f, row, feature_path)
-            captions = {table.rows[i].target: i for i in table.of(row, "caption")}
+            captions = {t.target: i for i in table.of(row, "caption") if (t := table.rows[i]).source == TEMPLATE}
             arrays.update(id=scene, split=split, captions=captions)
             scenes.append(arrays)
     text = torch.from_numpy(table.embeddings[settings.encoder])

@@ -73,11 +73,11 @@ def voxelize(
     n = points.shape[0]
     batch = torch.zeros(n, dtype=torch.long, device=points.device) if batch is None else batch.long()
     cells = torch.floor(points.double() / size).long()
-    batches = int(batch.max()) + 1 if n else 0
-    origin = torch.full((max(batches, 1), 3), 0, dtype=torch.long, device=points.device)
-    if n:
-        origin = torch.full((batches, 3), torch.iinfo(torch.long).max, dtype=torch.long, device=points.device)
-        origin = origin.scatter_reduce(0, batch.unsqueeze(1).expand(-1, 3), cells, "amin", include_self=True)
+    origin = torch.zeros((int(batch.max()) + 1 if n else 1, 3), dtype=torch.long, device=points.device)
+    if n:  # each batch's lowest cell per axis
+        origin = origin.fill_(torch.iinfo(torch.long).max).scatter_reduce(
+            0, batch.unsqueeze(1).expand(-1, 3), cells, "amin"
+        )
     cells = cells - origin[batch]
     if n and int(cells.max()) >= AXIS_LIMIT:
         raise InputError(f"the scene spans more than {AXIS_LIMIT} voxels of {size} along an axis")

@@ -128,3 +128,39 @@ def test_caption_writes_texts_for_every_instance(captioned_rooms, afcli_run):
     assert agree / total > 0.8  # colours named from vertex colours agree with the rooms' own
     again = json.loads(afcli_run("--json", "caption", store, check=0).stdout)
     assert again["captioned"] == 0 and again["already_done"] == 3
+
+
+def test_sceneverse_texts_join_the_table(tmp_path, afcli_run):
+    from formats import write_scannet_scans
+
+    from afcli.data.scenes import import_scenes
+    from afcli.store.schema import open_store
+    from afcli.store.texts import read_texts
+
+    write_scannet_scans(tmp_path / "scannet")
+    import_scenes(tmp_path / "scannet", tmp_path / "s.h5")
+    refer = tmp_path / "ssg_ref_rel2_template.json"
+    refer.write_text(json.dumps([
+        {"item_id": "r1", "scan_id": "scene0000_00", "target_id": 2, "instance_type": "office chair",
+         "utterance": "the office chair is close to the coffee table"},
+        {"item_id": "r2", "scan_id": "scene9999_00", "target_id": 1, "utterance": "another scene's wall"},
+    ]))  # fmt: skip
+    captions = tmp_path / "ssg_obj_caption_gpt.json"
+    captions.write_text(json.dumps([{"scan_id": "scene0000_00", "target_id": 3, "utterance": "a low wooden table"}]))
+    result = json.loads(
+        afcli_run(
+            "--json", "caption", tmp_path / "s.h5", "--phrases", "rules", "--texts", refer, "--texts", captions, check=0
+        ).stdout
+    )
+    assert result["imported_texts"] == 2
+    with open_store(tmp_path / "s.h5") as f:
+        rows = {r.id: r for r in read_texts(f).rows}
+    given = rows["scene0000_00:ssg_ref_rel2_template:referral:r1"]
+    assert (given.target, given.source, given.phrases) == (
+        2,
+        "ssg_ref_rel2_template",
+        ["the office chair", "the coffee table"],
+    )
+    assert rows["scene0000_00:ssg_obj_caption_gpt:caption:0"].kind == "caption"
+    captions.write_text(json.dumps([{"scan_id": "scene0000_00", "utterance": "no target"}]))
+    assert "target_id" in afcli_run("caption", tmp_path / "s.h5", "--overwrite", "--texts", captions, check=2).stderr
