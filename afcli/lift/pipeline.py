@@ -217,10 +217,13 @@ class LiftStage:
 class SceneLiftStage(LiftStage):
     """The lift of a scene from its RGB-D frames (see the module docstring)."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.clock = {"frames": 0.0, "teacher": 0.0, "lift": 0.0}
+
     def open(self, device: torch.device) -> None:
         if self.teacher is None:
             self.teacher = load_settings_teacher(self.settings, device)
-        self.clock = {"frames": 0.0, "teacher": 0.0, "lift": 0.0}
 
     def process(self, f: h5py.File, path: Path, row: int, device: torch.device) -> dict[str, np.ndarray]:
         from afcli.lift.core import FeatureAccumulator, depth_visibility, pixel_lookup

@@ -130,6 +130,8 @@ def test_two_processes_lift_scenes_as_one(rooms):
         settings = LiftSettings(teacher="effnet-lite0", device="cpu", batch_views=4)
         assert lift_store(store, settings, gpus=gpus)["done"] == 3
         with open_store(store) as f:
-            stores[gpus] = f["features/effnet-lite0-s16"][:]
-    np.testing.assert_array_equal(stores[1], stores[2])
+            stores[gpus] = f["features/effnet-lite0-s16"][:], f["features/effnet-lite0-s16_seen"][:]
+    # a rank runs the teacher on one thread: its sums round differently, by an fp16 step at most
+    np.testing.assert_allclose(stores[1][0], stores[2][0], rtol=2e-3, atol=2e-3)
+    np.testing.assert_array_equal(stores[1][1], stores[2][1])
     assert not list(rooms.glob("gpus2.lift-*"))
