@@ -241,6 +241,7 @@ bench: $(PKG_STAMP)
 	$(BIN)/python benchmarks/bench_lift.py
 	$(BIN)/python benchmarks/bench_lift_memory.py
 	$(BIN)/python benchmarks/bench_pretrain.py
+	$(BIN)/python benchmarks/bench_scenes.py
 
 # Wheels for a GPU machine that has PyTorch but no network (benchmarks/device_check.sh): afcli and
 # what it needs besides torch, for WHEELS_PYTHON on x86-64 Linux. numpy and scipy (50 of ~90 MB)

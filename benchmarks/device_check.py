@@ -1,6 +1,7 @@
 """afcli on one GPU, in one run: lifting with the torch rasteriser and a ViT-L-shaped DINOv3 in
 bf16 (render + lift + write against the teacher, per shape), a CMAT training step with AMP, a CAST
-training step, and the pure-PyTorch point ops. Prints one Markdown table for RESULTS.md.
+training step, the pure-PyTorch point ops, and a pure-PyTorch sparse-voxel U-Net step (SpUNet,
+forward + backward). Prints one Markdown table for RESULTS.md.
 
     python benchmarks/device_check.py [--cpu] [--out FILE.md]
 
@@ -36,6 +37,7 @@ SIZES = {
         "cmat_batch": 32,
         "cast_batch": 16,
         "ops_batch": 32,
+        "voxels": 100_000,
     },
     "cpu": {
         "shapes": 2,
@@ -43,6 +45,7 @@ SIZES = {
         "cmat_batch": 2,
         "cast_batch": 2,
         "ops_batch": 2,
+        "voxels": 2_000,
     },
 }
 
@@ -169,6 +172,26 @@ def ops_rows(device: torch.device, batch: int) -> list[tuple[str, str]]:
     ]
 
 
+def sparse_row(device: torch.device, voxels: int) -> tuple[str, str]:
+    """SpUNet (MinkUNet34C layout) forward + backward on the pure-PyTorch sparse convolution."""
+    from bench_scenes import cloud
+
+    from afcli.models.spunet import SpUNet
+    from afcli.ops.sparse import SparseTensor, voxelize
+
+    os.environ["AFCLI_OPS"] = "torch"
+    found = voxelize(cloud(voxels).to(device), 0.02)
+    model = SpUNet(SpUNet.config_class(in_channels=6)).to(device)
+    features = torch.randn(len(found.coords), 6, device=device)
+
+    def step():
+        model(SparseTensor.from_voxels(features, found)).features.square().sum().backward()
+        synchronize(device)
+
+    seconds = median_seconds(step)
+    return f"SpUNet-v1m1 step (pure-PyTorch sparse conv), {len(found.coords)} voxels", f"{seconds * 1e3:.0f} ms"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cpu", action="store_true", help="run on the CPU at small sizes (no GPU needed)")
@@ -193,6 +216,7 @@ def main() -> None:
     rows.append(cmat_row(device, size["cmat_batch"]))
     rows.append(cast_row(device, size["cast_batch"]))
     rows += ops_rows(device, size["ops_batch"])
+    rows.append(sparse_row(device, size["voxels"]))
     lines = header + ["| measurement | result |", "|---|---|"] + [f"| {what} | {result} |" for what, result in rows]
     text = "\n".join(lines) + "\n"
     print(text, end="")
