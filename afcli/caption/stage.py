@@ -100,9 +100,13 @@ def scene_texts(objects: list[SceneObject], sample: int, scene: str, settings: C
                     list(referral.anchor_ids),
                 )
             )
-    names = {o.label for o in objects}
-    colours = {o.colour for o in objects if o.colour}
-    for row, phrases in zip(rows, noun_phrases([r.text for r in rows], settings.phrases, names, colours)):
+    return rows
+
+
+def with_phrases(rows: list[TextRow], objects: list[SceneObject], chunker: str) -> list[TextRow]:
+    """Each text's noun phrases (the rule chunker knows the scene's object names and colours)."""
+    names, colours = {o.label for o in objects}, {o.colour for o in objects if o.colour}
+    for row, phrases in zip(rows, noun_phrases([r.text for r in rows], chunker, names, colours)):
         row.phrases = phrases
     return rows
 
@@ -141,6 +145,7 @@ def caption_store(
 ) -> dict:
     """Caption every imported scene of ``store`` not captioned yet (and add the texts of
     ``settings.texts`` that name it)."""
+    from afcli.caption.imported import read_scene_texts
     from afcli.data.furniture import COLOURS
     from afcli.prompts import sentence_embeddings
 
@@ -152,8 +157,6 @@ def caption_store(
             _encoder_name(e): sentence_embeddings(e, texts, settings.weights, settings.offline).cpu().numpy()
             for e in settings.encoders
         }
-
-    from afcli.caption.imported import read_scene_texts
 
     from_files = read_scene_texts(settings.texts)
     captioner = None
@@ -181,8 +184,8 @@ def caption_store(
         writer.ensure_table(lambda f: ensure_texts(f, dims))
         writer.ensure_stage(STAGE)
         writer.begin()
-        imported = set(np.flatnonzero(writer.status("import") == DONE).tolist())
-        todo = [row for row in writer.pending(STAGE) if row in imported]
+        scenes = set(np.flatnonzero(writer.status("import") == DONE).tolist())
+        todo = [row for row in writer.pending(STAGE) if row in scenes]
         ids = writer.ids()
         on_total(len(todo))
         for row in todo:
@@ -192,20 +195,13 @@ def caption_store(
             clock["texts"] += time.perf_counter() - tick
             if captioner is not None:
                 tick = time.perf_counter()
-                viewed = view_captions(captioner, writer.f, row, store, settings)
-                chunks = noun_phrases([r.text for r in viewed], settings.phrases, {o.label for o in objects}, set())
-                for text_row, phrases in zip(viewed, chunks):
-                    text_row.phrases = phrases
-                rows += viewed
+                rows += view_captions(captioner, writer.f, row, store, settings)
                 clock["captioner"] = clock.get("captioner", 0.0) + time.perf_counter() - tick
             given = [
                 TextRow(f"{ids[row]}:{t.source}:{t.kind}:{t.key}", row, t.kind, t.target, t.text, source=t.source)
                 for t in from_files.get(ids[row], [])
             ]
-            names = {o.label for o in objects}
-            for text_row, phrases in zip(given, noun_phrases([r.text for r in given], settings.phrases, names, set())):
-                text_row.phrases = phrases
-            rows += given
+            rows = with_phrases(rows + given, objects, settings.phrases)
             counts["imported"] += len(given)
             tick = time.perf_counter()
             vectors = embed([r.text for r in rows]) if rows else {n: np.zeros((0, d)) for n, (d, _) in dims.items()}
@@ -219,7 +215,7 @@ def caption_store(
     return {
         "store": str(store),
         "captioned": len(todo),
-        "already_done": len(imported) - len(todo),
+        "already_done": len(scenes) - len(todo),
         "done": done,
         "captions": counts["caption"],
         "referrals": counts["referral"],
