@@ -247,3 +247,34 @@ def write_mask3d_scene(root: Path, room: dict, split: str = "validation") -> Pat
     gt.mkdir(parents=True, exist_ok=True)
     np.savetxt(gt / f"{room['scene']}.txt", nyu40 * 1000 + np.where(instance >= 0, instance + 1, 0), fmt="%d")
     return root / split / f"{room['scene']}.npy"
+
+
+def write_sweethome_catalogue(folder: Path) -> Path:
+    """A sweethome3d furniture catalogue (.sh3f zip): a 'Chair' whose OBJ is a seat (material 'seat')
+    and a backrest at the model's back, -z (material 'back'), 50 × 40 × 90 cm as listed."""
+    import zipfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    properties = "\n".join(
+        [
+            "id#1=test#chair", "name#1=Chair", "category#1=Living room", "model#1=/test/chair/chair.obj",
+            "width#1=50", "depth#1=40", "height#1=90", "doorOrWindow#1=false",
+            "id#2=test#lamp", "name#2=Wall lamp", "model#2=/test/lamp/lamp.obj",
+            "width#2=10", "depth#2=10", "height#2=10",
+        ]
+    )  # fmt: skip
+    corners = [(x, y, z) for x in (0, 50) for y in (0, 45) for z in (0, 40)]  # the seat block
+    corners += [(x, y, z) for x in (0, 50) for y in (45, 90) for z in (0, 5)]  # the backrest, at -z
+    faces = []
+    for base in (0, 8):
+        quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+        faces += [tuple(base + k + 1 for k in quad) for quad in quads]
+    obj = ["mtllib chair.mtl"] + [f"v {x} {y} {z}" for x, y, z in corners]
+    obj += ["usemtl seat"] + [f"f {' '.join(map(str, q))}" for q in faces[:6]]
+    obj += ["usemtl back"] + [f"f {' '.join(map(str, q))}" for q in faces[6:]]
+    mtl = "newmtl seat\nKd 0.8 0.8 0.8\nnewmtl back\nKd 0.2 0.2 0.2\n"
+    with zipfile.ZipFile(folder / "Test.sh3f", "w") as z:
+        z.writestr("PluginFurnitureCatalog.properties", properties + "\n")
+        z.writestr("test/chair/chair.obj", "\n".join(obj) + "\n")
+        z.writestr("test/chair/chair.mtl", mtl)
+    return folder

@@ -8,7 +8,7 @@ NYU40 id of every category the rooms use (the rows of their label map).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -41,6 +41,7 @@ PALETTES = {
     "bag": ("black", "red", "brown"), "lamp": ("white", "yellow", "black"), "trash can": ("grey", "black"),
 }  # fmt: skip
 WOOD = ("brown", "beige", "black", "white")
+REAL_SHARE = 0.5  # of the items a sweethome3d catalogue has a model for
 
 
 @dataclass
@@ -49,6 +50,7 @@ class Item:
     mesh: Mesh  # z-up metres, base at z = 0, centred on x = y = 0 before placement
     colours: np.ndarray  # (F, 3) u8 per face
     colour: str  # its colour name
+    source: str = "afcli"  # afcli (built here), builtin shape, metaworld, or a sweethome3d catalogue model
 
 
 def uniform(rng, low, high) -> float:
@@ -93,16 +95,16 @@ def _builtin(category: str, shape: str, height: float, colour: str, rng) -> Item
     from afcli.data.synth import build_shape
 
     mesh, _, face_colours = build_shape(shape, rng)
-    return _scaled(category, _z_up(mesh), face_colours, height, colour)
+    return _scaled(category, _z_up(mesh), face_colours, height, colour, f"afcli built-in shape {shape}")
 
 
-def _scaled(category: str, mesh: Mesh, face_colours: np.ndarray, height: float, colour: str) -> Item:
+def _scaled(category: str, mesh: Mesh, face_colours: np.ndarray, height: float, colour: str, source: str) -> Item:
     """Scaled to ``height``, standing at z = 0 and centred; part shading kept, hue from ``colour``."""
     v = mesh.vertices - mesh.vertices.min(0)
     v = v * (height / max(v[:, 2].max(), 1e-9))
     v[:, :2] -= (v[:, :2].max(0) + v[:, :2].min(0)) / 2
     shade = face_colours.astype(float).mean(1, keepdims=True) / 160.0
-    return Item(category, Mesh(v, mesh.faces), np.clip(_tint(colour) * shade, 0, 255).astype(np.uint8), colour)
+    return Item(category, Mesh(v, mesh.faces), np.clip(_tint(colour) * shade, 0, 255).astype(np.uint8), colour, source)
 
 
 def _metaworld(category: str, name: str, height: float, colour: str) -> Item | None:
@@ -120,12 +122,35 @@ def _metaworld(category: str, name: str, height: float, colour: str) -> Item | N
         colours.append(np.full((len(f), 3), 160 if index == 0 else 110, np.uint8))
         base += len(v)
     mesh = _z_up(Mesh(np.concatenate(vertices), np.concatenate(faces)))
-    return _scaled(category, mesh, np.concatenate(colours), height, colour)
+    return _scaled(category, mesh, np.concatenate(colours), height, colour, f"metaworld {name}")
 
 
-def build_item(category: str, rng, metaworld_ok: bool) -> Item:
-    """One object of a raw ScanNet category, at a plausible size and in a colour of its palette."""
+def _catalogue_model(category: str, model, colour: str) -> Item:
+    """A sweethome3d model (afcli.data.sweethome), centred, its materials' shades in a named hue."""
+    from afcli.data.sweethome import load_model
+
+    mesh, shade = load_model(model)
+    v = mesh.vertices.copy()
+    v[:, :2] -= (v[:, :2].max(0) + v[:, :2].min(0)) / 2
+    colours = np.clip(_tint(colour)[None] * shade[:, None] * 1.3, 0, 255).astype(np.uint8)
+    return Item(category, Mesh(v, mesh.faces), colours, colour, f"sweethome3d: {model.archive.stem} {model.model}")
+
+
+@dataclass
+class Sources:
+    """Where real models come from, when installed: the metaworld package, a sweethome3d catalogue."""
+
+    metaworld: bool = False
+    catalogue: dict = field(default_factory=dict)  # category → [afcli.data.sweethome.CatalogueModel]
+
+
+def build_item(category: str, rng, sources: Sources) -> Item:
+    """One object of a raw ScanNet category, at a plausible size and in a colour of its palette; with
+    a sweethome3d catalogue (afcli.data.sweethome), half of the categories it has come from it."""
     colour = str(rng.choice(PALETTES.get(category, WOOD)))
+    if sources.catalogue.get(category) and rng.random() < REAL_SHARE:
+        models = sources.catalogue[category]
+        return _catalogue_model(category, models[int(rng.integers(len(models)))], colour)
     if category == "bed":
         w, d = uniform(rng, 1.4, 1.8), uniform(rng, 1.9, 2.1)
         return solid(category, [
@@ -203,11 +228,11 @@ def build_item(category: str, rng, metaworld_ok: bool) -> Item:
     if category == "pillow":
         return solid(category, [(box((0.5, 0.35, 0.12), (0, 0, 0.06)), 1.0)], colour)
     if category == "cup":
-        return (metaworld_ok and _metaworld(category, "mug", 0.1, colour)) or _builtin(
+        return (sources.metaworld and _metaworld(category, "mug", 0.1, colour)) or _builtin(
             category, "Mug", 0.1, colour, rng
         )
     if category == "water bottle":
-        return (metaworld_ok and _metaworld(category, "thermos", 0.25, colour)) or _builtin(
+        return (sources.metaworld and _metaworld(category, "thermos", 0.25, colour)) or _builtin(
             category, "Bottle", 0.25, colour, rng
         )
     if category in ("bottle", "bowl", "bag"):

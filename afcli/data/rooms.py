@@ -5,7 +5,9 @@ Each room (bedroom, living room, kitchen, bathroom or office in turn) has a floo
 on the floor (against walls or free, footprints never overlapping), doors, windows, pictures and
 curtains on the walls, and small objects on the furniture that supports them (cups, bottles, bowls,
 books, boxes, lamps, pillows …). Small objects are afcli's built-in shapes, and the real part-split
-metaworld mug and thermos where that package is installed; furniture is built from boxes and lathes.
+metaworld mug and thermos where that package is installed; furniture is built from boxes and lathes,
+and half of it is real models of Debian's sweethome3d-furniture where that is installed
+(afcli.data.sweethome). ``rooms.json`` names each instance's source.
 Rooms are z-up, in metres. Per room ``scans/<room>/``:
 
 - ``<room>_vh_clean_2.ply``: the mesh, subdivided to ScanNet-like vertex spacing, vertex colours (each
@@ -31,7 +33,7 @@ from typing import Callable
 
 import numpy as np
 
-from afcli.data.furniture import LABELS, Item, build_item, solid, uniform
+from afcli.data.furniture import LABELS, Item, Sources, build_item, solid, uniform
 from afcli.data.geometry import box
 from afcli.data.scannet import LABEL_MAP_NAME, vocabulary
 from afcli.errors import InputError
@@ -167,19 +169,19 @@ def _walls(room) -> list[Placed]:
     return placed
 
 
-def compose_room(room_type: str, rng, metaworld_ok: bool) -> tuple[tuple[float, float], list[Placed]]:
+def compose_room(room_type: str, rng, sources: Sources) -> tuple[tuple[float, float], list[Placed]]:
     """The instances of one room, in placement order: floor, walls, wall items, furniture, small objects."""
     room = (uniform(rng, 4.0, 6.0), uniform(rng, 3.5, 5.0))
     placed = _walls(room)
     used: list = []
     for category in WALL_ITEMS[room_type]:
-        item = build_item(category, rng, metaworld_ok)
+        item = build_item(category, rng, sources)
         where = _place_wall(item, room, rng, used)
         if where is not None:
             placed.append(Placed(item, where))
     taken: list = []
     for category, wall in FURNITURE[room_type]:
-        item = build_item(category, rng, metaworld_ok)
+        item = build_item(category, rng, sources)
         where = _place_floor(item, wall, room, rng, taken)
         if where is not None:
             placed.append(Placed(item, where))
@@ -192,7 +194,7 @@ def compose_room(room_type: str, rng, metaworld_ok: bool) -> tuple[tuple[float, 
         if not candidates:
             continue
         support = candidates[int(rng.integers(len(candidates)))]
-        item = build_item(category, rng, metaworld_ok)
+        item = build_item(category, rng, sources)
         where = _place_on(item, support, rng, occupied.setdefault(id(support), []))
         if where is not None:
             placed.append(Placed(item, where))
@@ -277,14 +279,14 @@ def render_frames(mesh: dict, poses: np.ndarray, folder: Path) -> None:
 
 
 def write_room(
-    out: Path, scene: str, room_type: str, seed: int, index: int, frames: int, max_edge: float, metaworld_ok: bool
+    out: Path, scene: str, room_type: str, seed: int, index: int, frames: int, max_edge: float, sources: Sources
 ) -> dict:
     import trimesh
 
     from afcli.data.scannet import vertex_normals
 
     rng = np.random.default_rng([seed, index])
-    room, placed = compose_room(room_type, rng, metaworld_ok)
+    room, placed = compose_room(room_type, rng, sources)
     mesh = room_mesh(placed, max_edge, rng)
     normals = vertex_normals(mesh["vertices"], mesh["faces"])
     segments = superpoints(mesh["vertices"], normals, mesh["instance"])
@@ -312,7 +314,10 @@ def write_room(
         "type": room_type,
         "size": [round(room[0], 3), round(room[1], 3)],
         "vertices": len(mesh["vertices"]),
-        "instances": [{"id": i, "category": p.item.category, "colour": p.item.colour} for i, p in enumerate(placed)],
+        "instances": [
+            {"id": i, "category": p.item.category, "colour": p.item.colour, "source": p.item.source}
+            for i, p in enumerate(placed)
+        ],
     }
 
 
@@ -355,25 +360,27 @@ def synthesize_rooms(
         if not same:
             raise InputError("already holds other rooms (another seed, count or size); choose another folder", out)
     from afcli.data.metaworld import package_folder
+    from afcli.data.sweethome import catalogue_folder, read_catalogues
 
+    sources = Sources(catalogue=read_catalogues(catalogue_folder()))
     try:
-        package_folder()
-        metaworld_ok = True
+        sources.metaworld = package_folder() is not None
     except InputError:
-        metaworld_ok = False
+        sources.metaworld = False
     rooms = []
     for index in range(count):
         scene = f"room{index:04d}_00"
         rooms.append(
-            write_room(out, scene, ROOM_TYPES[index % len(ROOM_TYPES)], seed, index, frames, max_edge, metaworld_ok)
+            write_room(out, scene, ROOM_TYPES[index % len(ROOM_TYPES)], seed, index, frames, max_edge, sources)
         )
         advance()
     val = max(1, round(count * val_fraction)) if count > 1 else 0
     write_text(out / "scannetv2_train.txt", "".join(f"{r['scene']}\n" for r in rooms[: count - val]))
     write_text(out / "scannetv2_val.txt", "".join(f"{r['scene']}\n" for r in rooms[count - val :]))
     write_label_map(out / LABEL_MAP_NAME)
+    catalogue = sum(len(models) for models in sources.catalogue.values())
     record = {"format": ROOMS_FORMAT, "version": 1, "seed": seed, "frames": frames, "max_edge": max_edge,
-              "metaworld": metaworld_ok, "rooms": rooms}  # fmt: skip
+              "metaworld": sources.metaworld, "sweethome3d_models": catalogue, "rooms": rooms}  # fmt: skip
     write_text(manifest, json.dumps(record, indent=1) + "\n")
-    return {"out": str(out), "rooms": count, "vertices": sum(r["vertices"] for r in rooms), "metaworld": metaworld_ok,
-            "instances": sum(len(r["instances"]) for r in rooms)}  # fmt: skip
+    return {"out": str(out), "rooms": count, "vertices": sum(r["vertices"] for r in rooms), "metaworld": sources.metaworld,
+            "sweethome3d_models": catalogue, "instances": sum(len(r["instances"]) for r in rooms)}  # fmt: skip

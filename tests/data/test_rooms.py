@@ -92,3 +92,26 @@ def test_same_seed_same_rooms_and_another_seed_is_refused(rooms, tmp_path):
         assert (tmp_path / "again" / "scans" / name).read_bytes() == (rooms / "scans" / name).read_bytes()
     with pytest.raises(InputError, match="other rooms"):
         synthesize_rooms(rooms, count=2, frames=3, max_edge=0.3, seed=6)
+
+
+def test_sweethome3d_catalogue_models_join_the_rooms(tmp_path, monkeypatch):
+    from formats import write_sweethome_catalogue
+
+    from afcli.data.sweethome import load_model, read_catalogues
+
+    folder = write_sweethome_catalogue(tmp_path / "furniture")
+    catalogue = read_catalogues(folder)
+    assert list(catalogue) == ["chair"]  # the wall lamp's name is not one the rooms use
+    mesh, shade = load_model(catalogue["chair"][0])
+    size = mesh.vertices.max(0) - mesh.vertices.min(0)
+    np.testing.assert_allclose(size, [0.5, 0.4, 0.9], atol=1e-6)  # width x, depth y, height z
+    back = mesh.vertices[:, 2] > 0.6  # the backrest rises above the seat …
+    assert mesh.vertices[back, 1].max() <= mesh.vertices[:, 1].min() + 0.05 + 1e-9  # … at -y, towards a wall
+    assert sorted(np.unique(shade.round(3))) == [round(0.35 + 0.65 * 0.2, 3), round(0.35 + 0.65 * 0.8, 3)]
+    monkeypatch.setenv("AFCLI_SWEETHOME3D", str(folder))
+    result = synthesize_rooms(tmp_path / "rooms", count=5, frames=1, max_edge=0.3, seed=1)
+    assert result["sweethome3d_models"] == 1
+    manifest = json.loads((tmp_path / "rooms" / "rooms.json").read_text())
+    sources = [i["source"] for room in manifest["rooms"] for i in room["instances"] if i["category"] == "chair"]
+    assert any(s.startswith("sweethome3d: Test") for s in sources)
+    assert "afcli built-in shape Chair" in sources  # half stay afcli's own
