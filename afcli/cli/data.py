@@ -157,6 +157,11 @@ def synth_rooms(
         lambda r: stdout.print(
             f"{r['out']}: {r['rooms']} rooms, {r['instances']} instances, {r['vertices']} vertices"
             + ("" if r["metaworld"] else "; metaworld is not installed, so cups and bottles are built-in shapes")
+            + (
+                f"; {r['sweethome3d_models']} sweethome3d furniture models to draw from"
+                if r["sweethome3d_models"]
+                else "; `apt-get install sweethome3d-furniture` adds real furniture models"
+            )
         ),
     )
 
