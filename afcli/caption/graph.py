@@ -15,9 +15,11 @@ each instance's axis-aligned box. z is up; a fixed viewer stands on the -y side 
   (12 = behind, 3 = right), near or far (far beyond 1.5 × the sum of their footprints' half-diagonals),
   read as "to the right of" (2–4 o'clock), "behind" (11–1), "to the left of" (8–10), "in front of" (5–7).
 - **between**: B is in the middle of A and C when both are near siblings at opposite clock positions.
+- **aligned**: three or more objects whose centres lie within 6.5 cm of one line along x or y, with
+  similar footprints (area ratio ≥ 0.8) and bases (within 10 cm): each is "in line with" the others.
 
 SceneVerse leaves walls, ceilings, doors and door frames out of the graph; they stay here as nodes
-without relations, so that captions still cover them. Its "aligned" groups are not built.
+without relations, so that captions still cover them.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ import numpy as np
 UNRELATED = ("wall", "ceiling", "door", "doorframe", "object")
 NOT_HANGING = ("floor", "table", "chair", "desk", "bottle")
 FLOOR_TOLERANCE = 0.05
+ALIGNED_OFFSET = 0.065  # metres between centres across the row (SceneVerse's threshold)
+ALIGNED_AREA_RATIO = 0.8  # footprints "similar" (afcli's reading; the threshold is not released)
+ALIGNED_HEIGHT = 0.1  # bases "at the same height" (afcli's reading)
 SIDES = {3: "to the right of", 2: "to the right of", 4: "to the right of", 9: "to the left of", 8: "to the left of",
          10: "to the left of", 12: "behind", 11: "behind", 1: "behind", 6: "in front of", 5: "in front of",
          7: "in front of"}  # fmt: skip
@@ -150,4 +155,27 @@ def build_graph(objects: list[SceneObject]) -> SceneGraph:
                     for right in opposite:
                         if left.id < right.id:
                             graph.relations.append(Relation(a.id, "in the middle of", (left.id, right.id)))
+    _aligned(graph, [o for o in related if o.label != "floor"])
     return graph
+
+
+def _aligned(graph: SceneGraph, objects: list[SceneObject]) -> None:
+    """Rows of three or more like objects on one line (SceneVerse's "aligned"): each says it is in
+    line with the others of its row."""
+    for axis in (0, 1):
+        linked = {o.id: {o.id} for o in objects}
+        for a in objects:
+            for b in objects:
+                similar = min(a.area, b.area) >= ALIGNED_AREA_RATIO * max(a.area, b.area)
+                if (
+                    a.id < b.id
+                    and abs(a.centre[axis] - b.centre[axis]) < ALIGNED_OFFSET
+                    and similar
+                    and abs(a.lo[2] - b.lo[2]) < ALIGNED_HEIGHT
+                ):
+                    merged = linked[a.id] | linked[b.id]
+                    for member in merged:
+                        linked[member] = merged
+        for row in {frozenset(group) for group in linked.values() if len(group) >= 3}:
+            for member in sorted(row):
+                graph.relations.append(Relation(member, "in line with", tuple(sorted(row - {member}))))

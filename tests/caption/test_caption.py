@@ -164,3 +164,16 @@ def test_sceneverse_texts_join_the_table(tmp_path, afcli_run):
     assert rows["scene0000_00:ssg_obj_caption_gpt:caption:0"].kind == "caption"
     captions.write_text(json.dumps([{"scan_id": "scene0000_00", "utterance": "no target"}]))
     assert "target_id" in afcli_run("caption", tmp_path / "s.h5", "--overwrite", "--texts", captions, check=2).stderr
+
+
+def test_rows_of_like_objects_are_in_line():
+    floor = obj(0, "floor", (0, 0, -0.02), (6, 6, 0))
+    row = [
+        obj(i, "chair", (1.0 + 0.01 * i, y, 0), (1.5 + 0.01 * i, y + 0.5, 0.9))
+        for i, y in ((1, 1.0), (2, 2.0), (3, 3.0))
+    ]
+    stray = obj(4, "chair", (3.0, 1.0, 0), (3.5, 1.5, 0.9))  # another x
+    big = obj(5, "table", (0.8, 4.0, 0), (2.0, 5.2, 0.75))  # on the line, but no like footprint
+    graph = build_graph([floor, *row, stray, big])
+    assert ("in line with", (2, 3)) in relations(graph, 1) and ("in line with", (1, 2)) in relations(graph, 3)
+    assert not any(r.relation == "in line with" for r in graph.of(4) + graph.of(5))
