@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -194,14 +195,26 @@ def stack(
     return tokens.to(dtype), mask
 
 
+@lru_cache(maxsize=4)
+def sentence_encoder(encoder: str, weights: str | None = None, offline: bool = False):
+    """A loaded sentence encoder, texts → (T, D) L2-normalised vectors: ``clip[:arch@tag]`` — CLIP's text
+    tower, as dense functional correspondence conditions on — or a text encoder above (``minilm-l6``
+    offline), mean-pooled. Kept loaded: callers embed scene after scene, function after function."""
+    if encoder == "clip" or encoder.startswith("clip:"):
+        from afcli.teachers.clip import clip_text_encoder
+
+        return clip_text_encoder(encoder.partition(":")[2], weights, offline)
+    text = TextEncoder(encoder, weights=weights, pool="mean", offline=offline)
+
+    def encode(texts: list[str]) -> torch.Tensor:
+        vectors, _ = text(texts)
+        return torch.nn.functional.normalize(vectors[:, 0].float(), dim=-1)
+
+    return encode
+
+
 def sentence_embeddings(
     encoder: str, texts: list[str], weights: str | None = None, offline: bool = False
 ) -> torch.Tensor:
-    """One L2-normalised vector per text (T, D): ``clip[:arch@tag]`` — CLIP's text tower, as dense
-    functional correspondence conditions on — or a text encoder above (``minilm-l6`` offline), mean-pooled."""
-    if encoder == "clip" or encoder.startswith("clip:"):
-        from afcli.teachers.clip import clip_text
-
-        return clip_text(encoder.partition(":")[2], texts, weights, offline)
-    vectors, _ = TextEncoder(encoder, weights=weights, pool="mean", offline=offline)(texts)
-    return torch.nn.functional.normalize(vectors[:, 0].float(), dim=-1)
+    """One L2-normalised vector per text (T, D) from :func:`sentence_encoder`."""
+    return sentence_encoder(encoder, weights, offline)(texts)

@@ -49,15 +49,21 @@ def synth_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def rooms_store(tmp_path_factory) -> Path:
-    """Two small built-in rooms (ScanNet scans with two RGB-D frames each) imported as scenes."""
+def rooms(tmp_path_factory) -> Path:
+    """Three small built-in rooms (ScanNet scans with four RGB-D frames each) and ``store.h5``, their
+    import. Tests that write copy the store beside it (scene sources are relative to the store)."""
     from afcli.data.rooms import synthesize_rooms
     from afcli.data.scenes import import_scenes
 
     out = tmp_path_factory.mktemp("rooms")
-    synthesize_rooms(out, count=2, frames=2, max_edge=0.3, seed=7)
+    synthesize_rooms(out, count=3, frames=4, max_edge=0.3, seed=4)
     import_scenes(out, out / "store.h5")
-    return out / "store.h5"
+    return out
+
+
+@pytest.fixture(scope="session")
+def rooms_store(rooms) -> Path:
+    return rooms / "store.h5"
 
 
 @pytest.fixture(scope="session")

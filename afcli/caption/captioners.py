@@ -73,25 +73,22 @@ def _config(transformers, model_id: str, weights: str | None, offline: bool):
 
 
 def best_crops(frames, points: np.ndarray, instance: np.ndarray, tolerance: float = 0.25, views: int = 1):
-    """Per instance id, up to ``views`` crops (H, W, 3) u8 of the frames that see most of its points."""
-    from afcli.lift.core import depth_visibility, pixel_lookup
-    from afcli.render.cameras import Cameras
+    """Per instance id, up to ``views`` crops (H, W, 3) u8 of the frames that see most of its points
+    (depth maps read for every frame, colour images only for the chosen ones)."""
+    from afcli.lift.frames import frame_visibility
 
-    ids = np.unique(instance[instance >= 0])
-    seen: dict[int, list[tuple[int, int, tuple[int, int, int, int]]]] = {int(i): [] for i in ids}
-    xyz = torch.from_numpy(points).float()
-    label = torch.from_numpy(instance)
+    ids = np.unique(instance[instance >= 0]).tolist()
+    seen: dict[int, list[tuple[int, int, tuple[int, int, int, int]]]] = {i: [] for i in ids}
+    xyz, label = torch.from_numpy(points).float(), torch.from_numpy(instance)
+    K = torch.from_numpy(frames.K)
+    sizes = {}
     for index in range(len(frames)):
-        _, depth = frames.load(index)
-        height, width = depth.shape
-        K = torch.from_numpy(frames.K).float()[None]
-        pose = torch.from_numpy(frames.poses[index]).float()[None]
-        pixels, z = Cameras(K, pose, height, width).project(xyz)
-        flat, inside = pixel_lookup(pixels, height, width)
-        observed = torch.from_numpy(depth).reshape(1, -1).gather(1, flat)
-        visible = (depth_visibility(z, observed, "relative", tolerance)[0] & inside)[0]
-        for ident in ids.tolist():
-            mine = visible & (label == ident)
+        depth = torch.from_numpy(frames.depth(index))[None]
+        pose = torch.from_numpy(frames.poses[index])[None]
+        pixels, visible, _ = frame_visibility(xyz, K, pose, depth, "relative", tolerance)
+        height, width = sizes[index] = tuple(depth.shape[1:])
+        for ident in ids:
+            mine = visible[0] & (label == ident)
             count = int(mine.sum())
             if count >= MIN_VISIBLE:
                 u, v = pixels[0, mine, 0], pixels[0, mine, 1]
@@ -100,7 +97,7 @@ def best_crops(frames, points: np.ndarray, instance: np.ndarray, tolerance: floa
     crops: dict[int, list[np.ndarray]] = {}
     for ident, found in seen.items():
         for _, index, (x0, y0, x1, y1) in sorted(found, reverse=True)[:views]:
-            rgb, _ = frames.load(index)
+            rgb = frames.colour(index, sizes[index])
             crops.setdefault(ident, []).append(np.ascontiguousarray(rgb[y0:y1, x0:x1]))
     return crops
 

@@ -114,12 +114,10 @@ def with_phrases(rows: list[TextRow], objects: list[SceneObject], chunker: str) 
 def view_captions(captioner, f, row: int, path: Path, settings: CaptionSettings) -> list[TextRow]:
     """Captions of each instance's best views by an image captioner (afcli.caption.captioners)."""
     from afcli.caption.captioners import best_crops
-    from afcli.lift.frames import frames_folder, read_frames
+    from afcli.lift.frames import scene_frames
 
     scene = decode(f["samples/id"][row : row + 1])[0]
-    source = decode(f["samples/source"][row : row + 1])[0]
-    root = Path(settings.frames_root) if settings.frames_root else None
-    frames = read_frames(frames_folder(scene, path.resolve().parent / source if source else None, root))
+    frames = scene_frames(f, path, row, settings.frames_root)
     instance = read_sample(f, row, "labels/instance").astype(np.int64)
     crops = best_crops(frames, read_sample(f, row, "points/xyz"), instance, views=settings.views)
     keys = [(ident, n) for ident, images in sorted(crops.items()) for n in range(len(images))]

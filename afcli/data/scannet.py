@@ -300,19 +300,20 @@ def read_scan(folder: Path, split: str, label_map: dict[str, tuple[int, int]]) -
         folder / f"{scene}.aggregation.json",
     )
     groups = _read_json(aggregation_path, "aggregation").get("segGroups", []) if split != "test" else []
-    nyu40 = np.zeros(n, np.int64)
-    scannet200 = np.zeros(n, np.int64)
-    instance = np.full(n, -1, np.int32)
+    segment_ids, segment = np.unique(seg_indices, return_inverse=True)
+    segment = segment.reshape(-1)
+    # per superpoint: NYU40 id, ScanNet200 id, instance; a later group overwrites an earlier one on
+    # shared superpoints, as ScanNet's own export does
+    labels = np.zeros((len(segment_ids), 3), np.int64)
+    labels[:, 2] = -1
     for group in groups:
         label = group.get("label", "")
         if label not in label_map:
             raise InputError(f"raw category {label!r} is not in the label map", aggregation_path)
         raw_id, nyu40_id = label_map[label]
-        # a later group overwrites an earlier one on shared superpoints, as ScanNet's own export does
-        members = np.isin(seg_indices, np.asarray(group.get("segments", []), np.int64))
-        nyu40[members], scannet200[members] = nyu40_id, raw_id
-        instance[members] = int(group.get("objectId", group.get("id", 0)))
-    _, segment = np.unique(seg_indices, return_inverse=True)
+        members = np.isin(segment_ids, np.asarray(group.get("segments", []), np.int64))
+        labels[members] = (nyu40_id, raw_id, int(group.get("objectId", group.get("id", 0))))
+    nyu40, scannet200, instance = labels[segment].T
     return Scene(
         id=scene,
         split=split,
@@ -320,10 +321,10 @@ def read_scan(folder: Path, split: str, label_map: dict[str, tuple[int, int]]) -
         xyz=xyz,
         rgb=rgb,
         normal=vertex_normals(xyz, faces) if len(faces) else np.zeros((n, 3), np.float32),
-        segment=segment.reshape(-1).astype(np.int32),
+        segment=segment.astype(np.int32),
         semantic20=vocabulary("scannet20").index(nyu40).astype(np.int32),
         semantic200=vocabulary("scannet200").index(scannet200).astype(np.int32),
-        instance=instance,
+        instance=instance.astype(np.int32),
         entity=np.full(n, -1, np.int32),
     )
 

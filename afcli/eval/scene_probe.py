@@ -137,8 +137,9 @@ def open_vocabulary_probe(store: str | Path, settings: OVProbeSettings, save_pre
     val = [s for s in scenes if s["split"] != "train"]
     if not train or not val:
         raise InputError("the open-vocabulary probe needs train and val scenes", store)
-    mean = torch.cat([s["features"] for s in train]).mean(0)
-    std = torch.cat([s["features"] for s in train]).std(0).clamp(min=1e-6)
+    every = torch.cat([s["features"] for s in train])
+    mean, std = every.mean(0), every.std(0).clamp(min=1e-6)
+    del every
     dim, text_dim = len(mean), text.shape[1]
     generator = torch.Generator().manual_seed(settings.seed)
 

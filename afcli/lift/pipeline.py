@@ -226,21 +226,17 @@ class SceneLiftStage(LiftStage):
             self.teacher = load_settings_teacher(self.settings, device)
 
     def process(self, f: h5py.File, path: Path, row: int, device: torch.device) -> dict[str, np.ndarray]:
-        from afcli.lift.core import FeatureAccumulator, depth_visibility, pixel_lookup
-        from afcli.lift.frames import frames_folder, read_frames
-        from afcli.render.cameras import Cameras
+        from afcli.lift.core import FeatureAccumulator
+        from afcli.lift.frames import frame_visibility, scene_frames
 
         settings, frames_settings = self.settings, self.settings.frames
+        frames = scene_frames(f, path, row, frames_settings.root, frames_settings.step)
         scene = decode(f["samples/id"][row : row + 1])[0]
-        source = decode(f["samples/source"][row : row + 1])[0]
-        root = Path(frames_settings.root) if frames_settings.root else None
-        frames = read_frames(
-            frames_folder(scene, path.resolve().parent / source if source else None, root), frames_settings.step
-        )
         points = torch.from_numpy(require_finite(read_sample(f, row, "points/xyz"), "points/xyz", scene, path))
         points = points.float().to(device)
         normals = torch.from_numpy(read_sample(f, row, "points/normal")).float().to(device)
         accumulator = FeatureAccumulator(points, self.dim, settings.lift, normals)
+        K = torch.from_numpy(frames.K).to(device)
         for start in range(0, len(frames), settings.batch_views):
             tick = time.perf_counter()
             batch = range(start, min(start + settings.batch_views, len(frames)))
@@ -254,20 +250,20 @@ class SceneLiftStage(LiftStage):
             synchronize(maps)
             self.clock["teacher"] += time.perf_counter() - tick
             tick = time.perf_counter()
-            height, width = depth.shape[1:]
-            K = torch.from_numpy(frames.K).float().to(device).expand(len(batch), 3, 3)
-            pixels, z = Cameras(K, poses, height, width).project(points)
-            flat, inside = pixel_lookup(pixels, height, width)
-            b = frames_settings.border
-            inside &= (pixels[..., 0] >= b) & (pixels[..., 0] <= width - 1 - b)
-            inside &= (pixels[..., 1] >= b) & (pixels[..., 1] <= height - 1 - b)
-            observed = depth.reshape(len(batch), -1).gather(1, flat)
-            visible, weight = depth_visibility(z, observed, frames_settings.depth_mode, frames_settings.depth_tolerance)
+            pixels, visible, weight = frame_visibility(
+                points,
+                K,
+                poses,
+                depth,
+                frames_settings.depth_mode,
+                frames_settings.depth_tolerance,
+                frames_settings.border,
+            )
             accumulator.add(
                 maps,
                 pixels,
-                visible & inside,
-                (height, width),
+                visible,
+                tuple(depth.shape[1:]),
                 camera_centres=poses[:, :3, 3],
                 weights=weight if frames_settings.depth_mode == "absolute" else None,
             )

@@ -27,6 +27,7 @@ ground truth is wall, floor or otherfurniture and predicts over the 17 other cla
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -47,7 +48,6 @@ class InstancePrediction:
 @dataclass
 class _Pred:
     uid: int
-    label_id: int
     vert_count: int
     confidence: float
     void_intersection: int
@@ -84,7 +84,7 @@ def _scene_matches(gt_ids: np.ndarray, predictions: Sequence[InstancePrediction]
         count = int(mask.sum())
         if count < MIN_REGION_SIZE:
             continue
-        pred = _Pred(uid, label, count, float(prediction.score), int((void & mask).sum()))
+        pred = _Pred(uid, count, float(prediction.score), int((void & mask).sum()))
         uid += 1
         inside, hits = np.unique(gt_ids[mask], return_counts=True)
         hit = dict(zip(inside.tolist(), hits.tolist()))
@@ -176,7 +176,8 @@ def instance_ap(
                 ap[ci, oi] = 0.0 if has_gt else np.nan
     main = ~np.isclose(overlaps, 0.25)
     at50, at25 = np.isclose(overlaps, 0.5), np.isclose(overlaps, 0.25)
-    with np.errstate(invalid="ignore"), _quiet_nanmean():
+    with warnings.catch_warnings():  # the nanmean of an all-NaN slice is NaN, as in the released code
+        warnings.simplefilter("ignore", RuntimeWarning)
         result = {
             "ap": float(np.nanmean(ap[:, main])),
             "ap50": float(np.nanmean(ap[:, at50])),
@@ -191,20 +192,6 @@ def instance_ap(
             },
         }
     return result
-
-
-class _quiet_nanmean:
-    """``np.nanmean`` of an all-NaN slice (an empty set) is NaN, as in the released code, without its warning."""
-
-    def __enter__(self):
-        import warnings
-
-        self._catch = warnings.catch_warnings()
-        self._catch.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        return self._catch.__exit__(*exc)
 
 
 class SemanticCounts:
@@ -243,7 +230,6 @@ class SemanticCounts:
             "macc": float(acc[classes].mean()),
             "iou": iou.tolist(),
             "acc": acc.tolist(),
-            "points": int(self.target.sum()),
         }
 
 

@@ -42,7 +42,6 @@ class Voxels:
     coords: torch.Tensor  # (M, 4) int32 (batch, x, y, z), x y z from 0 per batch
     inverse: torch.Tensor  # (N,) voxel of each point
     index: torch.Tensor  # (M,) the point kept for each voxel ("first" / "random")
-    origin: torch.Tensor  # (B, 3) grid cell of coordinate 0 per batch: coords = floor(xyz / size) - origin
 
 
 def hash_coords(coords: torch.Tensor) -> torch.Tensor:
@@ -94,7 +93,7 @@ def voxelize(
     else:
         index = torch.full((len(keys),), n, dtype=torch.long, device=points.device)
         index = index.scatter_reduce(0, inverse, position, "amin")
-    return Voxels(coords[index].int(), inverse, index, origin)
+    return Voxels(coords[index].int(), inverse, index)
 
 
 def voxel_mean(values: torch.Tensor, voxels: Voxels) -> torch.Tensor:

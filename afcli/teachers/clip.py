@@ -111,10 +111,17 @@ def build_clip(variant: str, weights=None, offline=False):
 
 
 @torch.no_grad()
-def clip_text(variant: str, texts: list[str], weights=None, offline=False) -> torch.Tensor:
-    """CLIP text embeddings (T, D), L2-normalised (``encode_text`` of the model's own tokenizer)."""
+def clip_text_encoder(variant: str, weights=None, offline=False):
+    """CLIP's text tower as a function of texts → (T, D) L2-normalised embeddings (``encode_text`` of
+    the model's own tokenizer), the model loaded once."""
     open_clip = require("open_clip", "clip text")
     model, _, path, _ = build_clip(variant, weights, offline)
     arch = (variant or DEFAULT_VARIANT).partition("@")[0]
     tokenizer = open_clip.get_tokenizer(f"local-dir:{path}" if path is not None and Path(path).is_dir() else arch)
-    return torch.nn.functional.normalize(model.eval().encode_text(tokenizer(texts)).float(), dim=-1)
+    model.eval()
+
+    @torch.no_grad()
+    def encode(texts: list[str]) -> torch.Tensor:
+        return torch.nn.functional.normalize(model.encode_text(tokenizer(texts)).float(), dim=-1)
+
+    return encode

@@ -2,9 +2,9 @@
 built-in rooms: captions, referrals and noun phrases for every instance, with embeddings."""
 
 import json
+import shutil
 
 import numpy as np
-import pytest
 
 from afcli.caption.graph import SceneObject, build_graph
 from afcli.caption.phrases import noun_phrases, rule_phrases
@@ -83,28 +83,18 @@ def test_noun_phrases_rules_and_spacy():
         assert noun_phrases([text], "spacy") == [["the red cup", "the white kitchen counter"]]
 
 
-@pytest.fixture(scope="module")
-def captioned_rooms(tmp_path_factory):
-    from afcli.data.rooms import synthesize_rooms
-    from afcli.data.scenes import import_scenes
-
-    out = tmp_path_factory.mktemp("rooms")
-    synthesize_rooms(out, count=3, frames=1, max_edge=0.3, seed=2)
-    import_scenes(out, out / "store.h5")
-    return out
-
-
-def test_caption_writes_texts_for_every_instance(captioned_rooms, afcli_run):
+def test_caption_writes_texts_for_every_instance(rooms, afcli_run):
     from afcli.caption.graph import build_graph as graph_of
     from afcli.caption.stage import scene_objects
     from afcli.data.furniture import COLOURS
     from afcli.store.schema import open_store
     from afcli.store.texts import read_texts
 
-    store = captioned_rooms / "store.h5"
+    store = rooms / "template-captions.h5"
+    shutil.copy(rooms / "store.h5", store)
     result = json.loads(afcli_run("--json", "caption", store, "--phrases", "rules", check=0).stdout)
     assert result["captioned"] == 3 and result["referrals"] > 0
-    manifest = json.loads((captioned_rooms / "rooms.json").read_text())
+    manifest = json.loads((rooms / "rooms.json").read_text())
     agree = total = 0
     with open_store(store) as f:
         table = read_texts(f)

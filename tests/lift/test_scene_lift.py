@@ -28,17 +28,6 @@ class PixelTeacher:
         return torch.stack([u, v]).expand(batch, 2, height, width)
 
 
-@pytest.fixture(scope="module")
-def rooms(tmp_path_factory):
-    from afcli.data.rooms import synthesize_rooms
-    from afcli.data.scenes import import_scenes
-
-    out = tmp_path_factory.mktemp("rooms")
-    synthesize_rooms(out, count=3, frames=4, max_edge=0.3, seed=4)
-    import_scenes(out, out / "store.h5")
-    return out
-
-
 def lifted(store, **frames):
     settings = LiftSettings(teacher="effnet-lite0", device="cpu", batch_views=frames.pop("batch", 4))
     settings.frames = FrameSettings(**frames)
